@@ -1,0 +1,84 @@
+"""Database settings, read from the environment (and `.env`).
+
+Every knob has one environment name, listed in the README. The connection URL is a secret: it
+is kept as :class:`pydantic.SecretStr`, so neither ``repr(config)`` nor a log line that formats
+the config can show the password; :attr:`DatabaseConfig.safe_url` is the only form meant for
+humans.
+"""
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import URL, make_url
+
+ASYNC_DRIVER = "postgresql+asyncpg"
+
+
+def normalize_database_url(raw: str) -> str:
+    """Turn any PostgreSQL URL users paste (``postgres://``, ``postgresql://``,
+    ``postgresql+psycopg://``) into the asyncpg form the engine needs."""
+    scheme, sep, rest = raw.partition("://")
+    if not sep:
+        raise ValueError("DATABASE_URL must look like postgresql://user:password@host:5432/dbname")
+    base = scheme.split("+", 1)[0].lower()
+    if base not in ("postgres", "postgresql"):
+        raise ValueError(
+            f"DATABASE_URL must be a PostgreSQL URL (postgresql://…), got scheme {scheme!r}"
+        )
+    return f"{ASYNC_DRIVER}://{rest}"
+
+
+class DatabaseConfig(BaseSettings):
+    """Connection and pool settings. Defaults are the production ones of the architecture notes."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="BUGHIVE_DB_", env_file=".env", extra="ignore", populate_by_name=True
+    )
+
+    database_url: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("database_url", "DATABASE_URL"),
+        description="PostgreSQL URL; unset means: start the embedded PostgreSQL.",
+    )
+    pool_size: int = Field(default=5, ge=1, le=200)
+    max_overflow: int = Field(default=10, ge=0, le=500)
+    pool_timeout: float = Field(default=30.0, gt=0)
+    pool_recycle: int = Field(default=3600, ge=-1)
+    pool_pre_ping: bool = True
+    echo: bool = False
+    statement_timeout_ms: int = Field(
+        default=30_000, ge=0, description="Upper bound for every statement (0 = no limit)."
+    )
+    connect_timeout: float = Field(default=10.0, gt=0)
+    testing: bool = Field(
+        default=False,
+        validation_alias=AliasChoices("testing", "TESTING"),
+        description="TESTING=1 selects NullPool (no connection kept between sessions).",
+    )
+    embedded_data_dir: Path | None = Field(
+        default=None,
+        validation_alias=AliasChoices("embedded_data_dir", "BUGHIVE_DATA_DIR"),
+        description="Where the embedded PostgreSQL keeps its data (default: per-user data dir).",
+    )
+
+    @field_validator("database_url", mode="before")
+    @classmethod
+    def _normalize_url(cls, value: object) -> object:
+        if value is None or value == "":
+            return None
+        raw = value.get_secret_value() if isinstance(value, SecretStr) else str(value)
+        return SecretStr(normalize_database_url(raw))
+
+    @property
+    def url(self) -> URL | None:
+        """The URL as SQLAlchemy understands it; its ``str()`` and ``repr()`` mask the password."""
+        if self.database_url is None:
+            return None
+        return make_url(self.database_url.get_secret_value())
+
+    @property
+    def safe_url(self) -> str:
+        """The URL with the password replaced by ``***`` — the only form to print or log."""
+        url = self.url
+        return "<embedded PostgreSQL>" if url is None else url.render_as_string(hide_password=True)

@@ -1,0 +1,63 @@
+"""Domain errors raised by the data layer.
+
+Their messages are written for the caller (often an LLM agent): they name the thing, the value's
+problem and what is allowed, and they never contain SQL, driver text or secrets. The MCP layer
+maps them to tool errors in one place (``bughive_mcp/errors.py``).
+"""
+
+from collections.abc import Iterable
+
+
+class DomainError(Exception):
+    """Base class; ``str(err)`` is safe to show to any client."""
+
+
+class NotFound(DomainError):
+    def __init__(self, entity: str, entity_id: object, field: str | None = None) -> None:
+        self.entity = entity
+        self.entity_id = entity_id
+        self.field = field
+        where = f" (field '{field}')" if field else ""
+        super().__init__(f"{entity} {entity_id} does not exist{where}")
+
+
+class InvalidTransition(DomainError):
+    """A status change that the entity's life cycle does not allow from its current status."""
+
+    def __init__(
+        self,
+        entity: str,
+        entity_id: object,
+        action: str,
+        current: str,
+        allowed_from: Iterable[str],
+    ) -> None:
+        self.entity = entity
+        self.entity_id = entity_id
+        self.action = action
+        self.current = current
+        self.allowed_from = tuple(allowed_from)
+        allowed = " or ".join(f"'{s}'" for s in self.allowed_from)
+        super().__init__(
+            f"cannot {action} {entity} {entity_id}: its status is '{current}', "
+            f"but {action} is only allowed from {allowed}"
+        )
+
+
+class InvalidArgument(DomainError):
+    """An argument that is well-typed but not acceptable (names the field and what is allowed)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        super().__init__(f"invalid '{field}': {message}")
+
+
+class Conflict(DomainError):
+    """The request contradicts the current state in a way no retry can fix by itself."""
+
+
+class DatabaseUnavailable(DomainError):
+    """The database could not be reached or did not answer in time; the call may be retried."""
+
+    def __init__(self, detail: str = "the database is unavailable") -> None:
+        super().__init__(f"{detail}; nothing was changed, retry the call in a few seconds")

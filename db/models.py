@@ -1,0 +1,205 @@
+"""ORM models: exactly the seed's tables, columns, types and indexes (database-architecture.md).
+
+PostgreSQL enforces the invariants: vocabularies and ranges are CHECK constraints, uniqueness
+of a page per session is a unique index, relations are foreign keys with the seed's delete rules.
+Timestamps are ``timestamptz``; ``created_at``/``updated_at`` are set by the database and
+``updated_at`` moves on every UPDATE issued through SQLAlchemy (ORM or Core).
+"""
+
+import uuid
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import (
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Text,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from db.enums import BugCategory, BugPriority, BugStatus, PageStatus, SessionStatus
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def _one_of(column: str, values: type[StrEnum]) -> str:
+    allowed = ", ".join(f"'{member.value}'" for member in values)
+    return f"{column} IN ({allowed})"
+
+
+def _uuid_pk() -> Mapped[uuid.UUID]:
+    return mapped_column(
+        UUID(as_uuid=True),
+        primary_key=True,
+        server_default=text("gen_random_uuid()"),
+    )
+
+
+def _created_at() -> Mapped[datetime]:
+    return mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
+
+
+def _updated_at() -> Mapped[datetime]:
+    return mapped_column(
+        DateTime(timezone=True), nullable=False, server_default=func.now(), onupdate=func.now()
+    )
+
+
+class CrawlSession(Base):
+    __tablename__ = "crawl_sessions"
+
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    base_url: Mapped[str] = mapped_column(String(2048), nullable=False, index=True)
+    status: Mapped[str] = mapped_column(
+        String(20), nullable=False, index=True, server_default=SessionStatus.PENDING.value
+    )
+    config: Mapped[dict[str, Any]] = mapped_column(
+        JSONB, nullable=False, server_default=text("'{}'::jsonb")
+    )
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    pages_discovered: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    pages_crawled: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    bugs_found: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    total_cost: Mapped[Decimal] = mapped_column(
+        Numeric(10, 4), nullable=False, server_default="0"
+    )
+    error_message: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = _created_at()
+    updated_at: Mapped[datetime] = _updated_at()
+
+    __table_args__ = (
+        CheckConstraint(_one_of("status", SessionStatus), name="status"),
+        CheckConstraint(
+            "pages_discovered >= 0 AND pages_crawled >= 0 AND bugs_found >= 0",
+            name="counters_non_negative",
+        ),
+        CheckConstraint("total_cost >= 0", name="total_cost_non_negative"),
+        Index(None, "status", "created_at"),
+        Index(None, "base_url", "status"),
+    )
+
+
+class Page(Base):
+    __tablename__ = "pages"
+
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    session_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True),
+        ForeignKey("crawl_sessions.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    )
+    parent_page_id: Mapped[uuid.UUID | None] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("pages.id", ondelete="SET NULL"), index=True
+    )
+    url: Mapped[str] = mapped_column(String(2048), nullable=False, index=True)
+    title: Mapped[str | None] = mapped_column(String(500))
+    status: Mapped[str] = mapped_column(
+        String(20), nullable=False, index=True, server_default=PageStatus.DISCOVERED.value
+    )
+    depth: Mapped[int] = mapped_column(Integer, nullable=False, index=True, server_default="0")
+    screenshot_url: Mapped[str | None] = mapped_column(String(2048))
+    analysis_result: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    response_time_ms: Mapped[int | None] = mapped_column(Integer)
+    status_code: Mapped[int | None] = mapped_column(Integer, index=True)
+    content_type: Mapped[str | None] = mapped_column(String(255))
+    content_length: Mapped[int | None] = mapped_column(Integer)
+    error_message: Mapped[str | None] = mapped_column(Text)
+    discovered_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, server_default=func.now()
+    )
+    crawled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
+    created_at: Mapped[datetime] = _created_at()
+    updated_at: Mapped[datetime] = _updated_at()
+
+    __table_args__ = (
+        CheckConstraint(_one_of("status", PageStatus), name="status"),
+        CheckConstraint("depth >= 0", name="depth_non_negative"),
+        CheckConstraint(
+            "status_code IS NULL OR status_code BETWEEN 100 AND 599", name="status_code_range"
+        ),
+        CheckConstraint(
+            "(response_time_ms IS NULL OR response_time_ms >= 0)"
+            " AND (content_length IS NULL OR content_length >= 0)",
+            name="measures_non_negative",
+        ),
+        Index(None, "session_id", "status"),
+        Index(None, "session_id", "depth"),
+        Index("uq_pages_url_session_id", "url", "session_id", unique=True),
+    )
+
+
+class Bug(Base):
+    __tablename__ = "bugs"
+
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    session_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True),
+        ForeignKey("crawl_sessions.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    )
+    page_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("pages.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    category: Mapped[str] = mapped_column(String(50), nullable=False, index=True)
+    priority: Mapped[str] = mapped_column(String(20), nullable=False, index=True)
+    title: Mapped[str] = mapped_column(String(255), nullable=False, index=True)
+    description: Mapped[str] = mapped_column(Text, nullable=False)
+    steps_to_reproduce: Mapped[list[str]] = mapped_column(
+        JSONB, nullable=False, server_default=text("'[]'::jsonb")
+    )
+    evidence: Mapped[list[dict[str, Any]]] = mapped_column(
+        JSONB, nullable=False, server_default=text("'[]'::jsonb")
+    )
+    confidence: Mapped[float] = mapped_column(Float, nullable=False, index=True)
+    status: Mapped[str] = mapped_column(
+        String(20), nullable=False, index=True, server_default=BugStatus.DETECTED.value
+    )
+    linear_issue_id: Mapped[str | None] = mapped_column(String(100), index=True)
+    linear_issue_url: Mapped[str | None] = mapped_column(String(500))
+    expected_behavior: Mapped[str | None] = mapped_column(Text)
+    actual_behavior: Mapped[str | None] = mapped_column(Text)
+    affected_users: Mapped[str | None] = mapped_column(String(255))
+    browser_info: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    dismissed_reason: Mapped[str | None] = mapped_column(Text)
+    dismissed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    reported_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, server_default=func.now(), index=True
+    )
+    updated_at: Mapped[datetime] = _updated_at()
+
+    __table_args__ = (
+        CheckConstraint(_one_of("category", BugCategory), name="category"),
+        CheckConstraint(_one_of("priority", BugPriority), name="priority"),
+        CheckConstraint(_one_of("status", BugStatus), name="status"),
+        CheckConstraint("confidence >= 0 AND confidence <= 1", name="confidence_range"),
+        Index(None, "session_id", "priority"),
+        Index(None, "session_id", "category"),
+        Index(None, "session_id", "status"),
+        Index(None, "page_id", "priority"),
+    )

@@ -1,0 +1,79 @@
+"""What every repository shares: the session it works in, bounds for pagination, and the
+compare-and-set status change that keeps life cycles honest under concurrency."""
+
+import uuid
+from collections.abc import Iterable, Mapping
+from typing import Any, TypeVar
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
+
+from db.errors import InvalidArgument, InvalidTransition, NotFound
+from db.models import Base
+
+ModelT = TypeVar("ModelT", bound=Base)
+
+MAX_PAGE_SIZE = 100
+
+
+def check_page_bounds(skip: int, limit: int, max_limit: int = MAX_PAGE_SIZE) -> None:
+    """Every list query is bounded: refuse (do not clamp) out-of-range pagination."""
+    if not 1 <= limit <= max_limit:
+        raise InvalidArgument("limit", f"must be between 1 and {max_limit}, got {limit}")
+    if skip < 0:
+        raise InvalidArgument("skip", f"must be 0 or more, got {skip}")
+
+
+def count_by(column: Any, values: Iterable[str], where: ColumnElement[bool] | None = None) -> list[Any]:
+    """``count(*) FILTER (WHERE column = value)`` for every value: one pass, no GROUP BY."""
+    extra = [] if where is None else [where]
+    return [
+        func.count().filter(column == value, *extra).label(f"{column.key}__{value}")
+        for value in values
+    ]
+
+
+def counts_from_row(row: Mapping[str, Any], column: str, values: Iterable[str]) -> dict[str, int]:
+    return {value: int(row[f"{column}__{value}"]) for value in values}
+
+
+class Repository:
+    """Base of the three repositories: holds the caller's ``AsyncSession`` (the unit of work)."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def _transition(
+        self,
+        model: type[ModelT],
+        entity_id: uuid.UUID,
+        *,
+        action: str,
+        allowed_from: Iterable[str],
+        values: Mapping[str, Any],
+        extra_where: Iterable[ColumnElement[bool]] = (),
+    ) -> ModelT:
+        """Change a row's status atomically, only if it is currently in ``allowed_from``.
+
+        One ``UPDATE … WHERE status IN (…) RETURNING`` statement: two concurrent callers can
+        never both win. On a miss, a second read tells *why* (missing row vs wrong status).
+        """
+        allowed = tuple(allowed_from)
+        status_col = model.__table__.c.status  # type: ignore[attr-defined]
+        id_col = model.__table__.c.id  # type: ignore[attr-defined]
+        stmt = (
+            update(model)
+            .where(id_col == entity_id, status_col.in_(allowed), *extra_where)
+            .values(**values)
+            .returning(model)
+            .execution_options(populate_existing=True)
+        )
+        row = (await self.session.execute(stmt)).scalar_one_or_none()
+        if row is not None:
+            return row
+        current = await self.session.scalar(select(status_col).where(id_col == entity_id))
+        entity = model.__tablename__.rstrip("s").replace("_", " ")
+        if current is None:
+            raise NotFound(entity, entity_id)
+        raise InvalidTransition(entity, entity_id, action, current, allowed)

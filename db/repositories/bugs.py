@@ -1,0 +1,237 @@
+"""Bugs found by the agent: filing (with evidence and steps), the detected → validated →
+reported life cycle (any → dismissed), and the queries triage needs. Aggregates run in SQL in a
+single pass; nothing here loads rows to count them."""
+
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import case, func, select
+
+from db.enums import BugCategory, BugPriority, BugStatus
+from db.errors import InvalidArgument, NotFound
+from db.models import Bug, CrawlSession, Page
+from db.repositories.base import Repository, check_page_bounds, count_by, counts_from_row
+from db.repositories.sessions import CrawlSessionRepository
+from db.schemas import BugList, BugPublic, BugStatistics, Evidence, Pagination
+
+MAX_STEPS = 50
+MAX_STEP_LENGTH = 1_000
+MAX_EVIDENCE = 20
+
+PRIORITY_RANK = case(
+    {p.value: p.rank for p in BugPriority}, value=Bug.priority, else_=len(BugPriority)
+)
+
+
+class BugRepository(Repository):
+    async def create_bug(
+        self,
+        session_id: uuid.UUID,
+        page_id: uuid.UUID,
+        category: BugCategory | str,
+        priority: BugPriority | str,
+        title: str,
+        description: str,
+        steps_to_reproduce: Sequence[str] = (),
+        evidence: Sequence[Evidence | dict[str, Any]] = (),
+        confidence: float = 0.5,
+        expected_behavior: str | None = None,
+        actual_behavior: str | None = None,
+        affected_users: str | None = None,
+        browser_info: dict[str, Any] | None = None,
+    ) -> BugPublic:
+        """File a bug found on ``page_id`` (which must belong to ``session_id``) in status
+        ``detected``, and raise the session's ``bugs_found`` in the same transaction."""
+        values = {
+            "category": _enum_value("category", BugCategory, category),
+            "priority": _enum_value("priority", BugPriority, priority),
+            "title": title,
+            "description": description,
+            "steps_to_reproduce": _steps(steps_to_reproduce),
+            "evidence": _evidence(evidence),
+            "confidence": _confidence(confidence),
+            "expected_behavior": expected_behavior,
+            "actual_behavior": actual_behavior,
+            "affected_users": affected_users,
+            "browser_info": browser_info,
+        }
+        page_session = await self.session.scalar(select(Page.session_id).where(Page.id == page_id))
+        if page_session is None:
+            if await self.session.get(CrawlSession, session_id) is None:
+                raise NotFound("crawl session", session_id, field="session_id")
+            raise NotFound("page", page_id, field="page_id")
+        if page_session != session_id:
+            raise InvalidArgument("page_id", f"page {page_id} belongs to another session, not {session_id}")
+        row = Bug(session_id=session_id, page_id=page_id, **values)
+        self.session.add(row)
+        await self.session.flush()
+        await self.session.refresh(row)
+        await CrawlSessionRepository(self.session).increment_bugs_found(session_id)
+        return BugPublic.model_validate(row)
+
+    async def get(self, bug_id: uuid.UUID) -> BugPublic:
+        row = await self.session.get(Bug, bug_id, populate_existing=True)
+        if row is None:
+            raise NotFound("bug", bug_id)
+        return BugPublic.model_validate(row)
+
+    async def mark_validated(self, bug_id: uuid.UUID) -> BugPublic:
+        """detected → validated: a human or a second pass confirmed the bug."""
+        row = await self._transition(
+            Bug, bug_id, action="validate", allowed_from=[BugStatus.DETECTED],
+            values={"status": BugStatus.VALIDATED},
+        )
+        return BugPublic.model_validate(row)
+
+    async def mark_reported(
+        self, bug_id: uuid.UUID, linear_issue_id: str, linear_issue_url: str
+    ) -> BugPublic:
+        """validated → reported, remembering the Linear issue it was filed as."""
+        row = await self._transition(
+            Bug, bug_id, action="report", allowed_from=[BugStatus.VALIDATED],
+            values={
+                "status": BugStatus.REPORTED,
+                "linear_issue_id": linear_issue_id,
+                "linear_issue_url": linear_issue_url,
+                "reported_at": func.now(),
+            },
+        )
+        return BugPublic.model_validate(row)
+
+    async def dismiss(self, bug_id: uuid.UUID, reason: str) -> BugPublic:
+        """any status → dismissed (a false positive, a duplicate, won't fix), with the reason."""
+        row = await self._transition(
+            Bug, bug_id, action="dismiss",
+            allowed_from=[BugStatus.DETECTED, BugStatus.VALIDATED, BugStatus.REPORTED],
+            values={"status": BugStatus.DISMISSED, "dismissed_reason": reason, "dismissed_at": func.now()},
+        )
+        return BugPublic.model_validate(row)
+
+    async def _list(self, where: Sequence[Any], order_by: Sequence[Any], skip: int, limit: int) -> BugList:
+        check_page_bounds(skip, limit)
+        total = await self.session.scalar(select(func.count()).select_from(Bug).where(*where))
+        rows = (
+            await self.session.scalars(
+                select(Bug).where(*where).order_by(*order_by, Bug.id).offset(skip).limit(limit)
+            )
+        ).all()
+        items = [BugPublic.model_validate(r) for r in rows]
+        return BugList(items=items, **Pagination.of(int(total or 0), skip, limit, len(items)).model_dump())
+
+    async def _require_session(self, session_id: uuid.UUID) -> None:
+        if await self.session.scalar(select(CrawlSession.id).where(CrawlSession.id == session_id)) is None:
+            raise NotFound("crawl session", session_id, field="session_id")
+
+    async def get_high_confidence_bugs(
+        self, session_id: uuid.UUID, min_confidence: float = 0.8, skip: int = 0, limit: int = 50
+    ) -> BugList:
+        """Bugs at or above ``min_confidence`` that are not dismissed, most confident first."""
+        await self._require_session(session_id)
+        where = [
+            Bug.session_id == session_id,
+            Bug.confidence >= _confidence(min_confidence, field="min_confidence"),
+            Bug.status != BugStatus.DISMISSED,
+        ]
+        return await self._list(where, [Bug.confidence.desc(), Bug.created_at], skip, limit)
+
+    async def get_critical_bugs(self, session_id: uuid.UUID, skip: int = 0, limit: int = 50) -> BugList:
+        """Critical bugs that are not dismissed, most confident first."""
+        await self._require_session(session_id)
+        where = [
+            Bug.session_id == session_id,
+            Bug.priority == BugPriority.CRITICAL,
+            Bug.status != BugStatus.DISMISSED,
+        ]
+        return await self._list(where, [Bug.confidence.desc(), Bug.created_at], skip, limit)
+
+    async def get_session_bugs(
+        self,
+        session_id: uuid.UUID,
+        status: BugStatus | str | None = None,
+        priority: BugPriority | str | None = None,
+        category: BugCategory | str | None = None,
+        skip: int = 0,
+        limit: int = 20,
+    ) -> BugList:
+        """A session's bugs, filtered, most urgent first (critical → low), then oldest first."""
+        await self._require_session(session_id)
+        where: list[Any] = [Bug.session_id == session_id]
+        if status is not None:
+            where.append(Bug.status == _enum_value("status", BugStatus, status))
+        if priority is not None:
+            where.append(Bug.priority == _enum_value("priority", BugPriority, priority))
+        if category is not None:
+            where.append(Bug.category == _enum_value("category", BugCategory, category))
+        return await self._list(where, [PRIORITY_RANK, Bug.created_at], skip, limit)
+
+    async def get_bug_statistics(self, session_id: uuid.UUID) -> BugStatistics:
+        """Totals by priority, category and status plus the average confidence, computed in
+        one SQL pass (``count(*) FILTER``) over the session's bugs."""
+        await self._require_session(session_id)
+        priorities = [p.value for p in BugPriority]
+        categories = [c.value for c in BugCategory]
+        statuses = [s.value for s in BugStatus]
+        row = (
+            await self.session.execute(
+                select(
+                    func.count().label("total"),
+                    func.avg(Bug.confidence).label("average_confidence"),
+                    *count_by(Bug.priority, priorities),
+                    *count_by(Bug.category, categories),
+                    *count_by(Bug.status, statuses),
+                ).where(Bug.session_id == session_id)
+            )
+        ).one()._mapping
+        average = row["average_confidence"]
+        return BugStatistics(
+            session_id=session_id,
+            total=int(row["total"]),
+            by_priority=counts_from_row(row, "priority", priorities),  # type: ignore[arg-type]
+            by_category=counts_from_row(row, "category", categories),  # type: ignore[arg-type]
+            by_status=counts_from_row(row, "status", statuses),  # type: ignore[arg-type]
+            average_confidence=None if average is None else round(float(average), 4),
+        )
+
+
+def _enum_value(field: str, enum: type[BugCategory | BugPriority | BugStatus], value: object) -> str:
+    try:
+        return enum(value).value
+    except ValueError:
+        allowed = ", ".join(m.value for m in enum)
+        raise InvalidArgument(field, f"{value!r} is not one of: {allowed}") from None
+
+
+def _confidence(value: float, field: str = "confidence") -> float:
+    if not 0.0 <= float(value) <= 1.0:
+        raise InvalidArgument(field, f"must be between 0 and 1, got {value}")
+    return float(value)
+
+
+def _steps(steps: Sequence[str]) -> list[str]:
+    if isinstance(steps, str):
+        raise InvalidArgument("steps_to_reproduce", "must be a list of steps, not one string")
+    if len(steps) > MAX_STEPS:
+        raise InvalidArgument("steps_to_reproduce", f"at most {MAX_STEPS} steps, got {len(steps)}")
+    for i, step in enumerate(steps):
+        if not isinstance(step, str) or not step.strip():
+            raise InvalidArgument(f"steps_to_reproduce[{i}]", "must be a non-empty string")
+        if len(step) > MAX_STEP_LENGTH:
+            raise InvalidArgument(f"steps_to_reproduce[{i}]", f"at most {MAX_STEP_LENGTH} characters")
+    return list(steps)
+
+
+def _evidence(items: Sequence[Evidence | dict[str, Any]]) -> list[dict[str, Any]]:
+    if len(items) > MAX_EVIDENCE:
+        raise InvalidArgument("evidence", f"at most {MAX_EVIDENCE} items, got {len(items)}")
+    out = []
+    for i, item in enumerate(items):
+        try:
+            ev = item if isinstance(item, Evidence) else Evidence.model_validate(item)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            loc = ".".join(str(p) for p in err["loc"])
+            raise InvalidArgument(f"evidence[{i}]{'.' + loc if loc else ''}", str(err["msg"])) from None
+        out.append(ev.model_dump(mode="json", exclude_none=True))
+    return out

@@ -1,0 +1,192 @@
+"""Crawl sessions: creation, life cycle (pending → running → completed | failed), counters and
+cost, and the statistics an agent reads to decide what to do next."""
+
+import uuid
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import func, select, update
+
+from db.enums import BugPriority, PageStatus, SessionStatus
+from db.errors import InvalidArgument, NotFound
+from db.models import Bug, CrawlSession, Page
+from db.repositories.base import Repository, check_page_bounds, count_by, counts_from_row
+from db.schemas import (
+    CrawlConfig,
+    CrawlSessionList,
+    CrawlSessionPublic,
+    Pagination,
+    SessionStatistics,
+)
+
+MAX_COST_PER_CALL = Decimal("10000")
+
+
+class CrawlSessionRepository(Repository):
+    async def create_session(
+        self, base_url: str, config: CrawlConfig | Mapping[str, Any] | None = None
+    ) -> CrawlSessionPublic:
+        """Create a session in status ``pending`` with all counters at 0."""
+        if isinstance(config, CrawlConfig):
+            crawl_config = config
+        else:
+            try:
+                crawl_config = CrawlConfig.model_validate(dict(config or {}))
+            except ValidationError as exc:
+                raise InvalidArgument("config", _first_error(exc)) from None
+        row = CrawlSession(base_url=base_url, config=crawl_config.to_storage())
+        self.session.add(row)
+        await self.session.flush()
+        await self.session.refresh(row)
+        return CrawlSessionPublic.model_validate(row)
+
+    async def _get_row(self, session_id: uuid.UUID) -> CrawlSession:
+        row = await self.session.get(CrawlSession, session_id, populate_existing=True)
+        if row is None:
+            raise NotFound("crawl session", session_id)
+        return row
+
+    async def get(self, session_id: uuid.UUID) -> CrawlSessionPublic:
+        return CrawlSessionPublic.model_validate(await self._get_row(session_id))
+
+    async def get_config(self, session_id: uuid.UUID) -> CrawlConfig:
+        """The session's crawl configuration *with* secrets: a deliberate call for the crawler
+        itself, never used to build tool output."""
+        return CrawlConfig.model_validate((await self._get_row(session_id)).config)
+
+    async def list(
+        self, status: SessionStatus | None = None, skip: int = 0, limit: int = 20
+    ) -> CrawlSessionList:
+        """Sessions, newest first, optionally of one status; bounded by ``limit`` ≤ 100."""
+        check_page_bounds(skip, limit)
+        filters = [] if status is None else [CrawlSession.status == SessionStatus(status)]
+        total = await self.session.scalar(select(func.count()).select_from(CrawlSession).where(*filters))
+        rows = (
+            await self.session.scalars(
+                select(CrawlSession)
+                .where(*filters)
+                .order_by(CrawlSession.created_at.desc(), CrawlSession.id.desc())
+                .offset(skip)
+                .limit(limit)
+            )
+        ).all()
+        items = [CrawlSessionPublic.model_validate(r) for r in rows]
+        page = Pagination.of(int(total or 0), skip, limit, len(items))
+        return CrawlSessionList(items=items, **page.model_dump())
+
+    async def start_session(self, session_id: uuid.UUID) -> CrawlSessionPublic:
+        """pending → running; sets ``started_at``."""
+        row = await self._transition(
+            CrawlSession,
+            session_id,
+            action="start",
+            allowed_from=[SessionStatus.PENDING],
+            values={"status": SessionStatus.RUNNING, "started_at": func.now()},
+        )
+        return CrawlSessionPublic.model_validate(row)
+
+    async def complete_session(
+        self, session_id: uuid.UUID, success: bool = True, error_message: str | None = None
+    ) -> CrawlSessionPublic:
+        """running → completed (``success``), or pending | running → failed (with the error)."""
+        if success:
+            target, allowed = SessionStatus.COMPLETED, [SessionStatus.RUNNING]
+        else:
+            target, allowed = SessionStatus.FAILED, [SessionStatus.PENDING, SessionStatus.RUNNING]
+        row = await self._transition(
+            CrawlSession,
+            session_id,
+            action="complete" if success else "fail",
+            allowed_from=allowed,
+            values={
+                "status": target,
+                "completed_at": func.now(),
+                "error_message": None if success else error_message,
+            },
+        )
+        return CrawlSessionPublic.model_validate(row)
+
+    async def _increment(self, session_id: uuid.UUID, column: str, amount: int | Decimal) -> None:
+        """``SET column = column + amount`` in SQL, so concurrent increments never get lost."""
+        col = CrawlSession.__table__.c[column]
+        result = await self.session.execute(
+            update(CrawlSession)
+            .where(CrawlSession.id == session_id)
+            .values({column: col + amount})
+            .returning(CrawlSession.id)
+        )
+        if result.scalar_one_or_none() is None:
+            raise NotFound("crawl session", session_id)
+
+    async def increment_pages_discovered(self, session_id: uuid.UUID, count: int = 1) -> None:
+        await self._increment(session_id, "pages_discovered", _non_negative("count", count))
+
+    async def increment_pages_crawled(self, session_id: uuid.UUID, count: int = 1) -> None:
+        await self._increment(session_id, "pages_crawled", _non_negative("count", count))
+
+    async def increment_bugs_found(self, session_id: uuid.UUID, count: int = 1) -> None:
+        await self._increment(session_id, "bugs_found", _non_negative("count", count))
+
+    async def add_cost(self, session_id: uuid.UUID, cost: float | Decimal) -> CrawlSessionPublic:
+        """Add AI spend (USD) to the session's ``total_cost``; returns the updated session."""
+        amount = Decimal(str(cost))
+        if not amount.is_finite() or amount < 0 or amount > MAX_COST_PER_CALL:
+            raise InvalidArgument("cost", f"must be between 0 and {MAX_COST_PER_CALL} USD, got {cost}")
+        await self._increment(session_id, "total_cost", amount.quantize(Decimal("0.0001")))
+        return await self.get(session_id)
+
+    async def get_session_statistics(self, session_id: uuid.UUID) -> SessionStatistics:
+        """Pages by status, bugs by priority, progress, cost and duration — one round trip."""
+        page_values = [s.value for s in PageStatus]
+        priority_values = [p.value for p in BugPriority]
+        pages = (
+            select(*count_by(Page.status, page_values))
+            .where(Page.session_id == session_id)
+            .subquery()
+        )
+        bugs = (
+            select(*count_by(Bug.priority, priority_values))
+            .where(Bug.session_id == session_id)
+            .subquery()
+        )
+        duration = func.extract(
+            "epoch", func.coalesce(CrawlSession.completed_at, func.now()) - CrawlSession.started_at
+        ).label("duration")
+        stmt = (
+            select(CrawlSession, pages, bugs, duration)
+            .where(CrawlSession.id == session_id)
+            .execution_options(populate_existing=True)
+        )
+        result = (await self.session.execute(stmt)).first()
+        if result is None:
+            raise NotFound("crawl session", session_id)
+        row = result._mapping
+        session = CrawlSessionPublic.model_validate(row[CrawlSession])
+        by_status = counts_from_row(row, "status", page_values)
+        by_priority = counts_from_row(row, "priority", priority_values)
+        pages_total = sum(by_status.values())
+        finished = by_status[PageStatus.ANALYZED] + by_status[PageStatus.ERROR]
+        return SessionStatistics(
+            session=session,
+            pages_total=pages_total,
+            pages_by_status=by_status,  # type: ignore[arg-type]
+            crawl_progress=round(finished / pages_total, 4) if pages_total else 0.0,
+            bugs_total=sum(by_priority.values()),
+            bugs_by_priority=by_priority,  # type: ignore[arg-type]
+            total_cost=session.total_cost,
+            duration_seconds=None if row["duration"] is None else float(row["duration"]),
+        )
+
+
+def _non_negative(field: str, value: int) -> int:
+    if value < 0:
+        raise InvalidArgument(field, f"must be 0 or more, got {value}")
+    return value
+
+
+def _first_error(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    loc = ".".join(str(p) for p in err["loc"])
+    return f"{loc}: {err['msg']}" if loc else str(err["msg"])

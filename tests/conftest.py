@@ -1,0 +1,151 @@
+"""Fixtures shared by the whole suite: one real PostgreSQL per test run.
+
+With ``DATABASE_URL`` set, the suite creates a throwaway database on that server; without it,
+it starts a throwaway embedded PostgreSQL (deleted at the end). Either way the schema is built
+by the Alembic migrations, exactly as in production, and every test starts from empty tables.
+"""
+
+import asyncio
+import inspect
+import os
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
+
+from db import schema_version
+from db.config import DatabaseConfig
+from db.database import Database
+from db.embedded import start_embedded_server, stop_embedded_server
+
+TABLES = "bugs, pages, crawl_sessions"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run every ``async def`` test on anyio (asyncio backend) without per-test markers."""
+    for item in items:
+        if inspect.iscoroutinefunction(getattr(item, "function", None)):
+            item.add_marker(pytest.mark.anyio)
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def asyncpg_dsn(url: URL) -> str:
+    """The plain libpq form of a SQLAlchemy URL, for raw asyncpg connections."""
+    return url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+class PostgresServer:
+    """The test run's PostgreSQL server: hands out fresh databases on it."""
+
+    def __init__(self, admin_url: URL) -> None:
+        self.admin_url = admin_url
+        self.created: list[str] = []
+
+    async def _admin(self, *statements: str) -> None:
+        conn = await asyncpg.connect(asyncpg_dsn(self.admin_url))
+        try:
+            for sql in statements:
+                await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    def create_database(self, prefix: str = "bughive_test") -> URL:
+        name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+        asyncio.run(self._admin(f'CREATE DATABASE "{name}"'))
+        self.created.append(name)
+        return self.admin_url.set(database=name)
+
+    async def create_database_async(self, prefix: str = "bughive_tmp") -> URL:
+        name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+        await self._admin(f'CREATE DATABASE "{name}"')
+        self.created.append(name)
+        return self.admin_url.set(database=name)
+
+    def drop_all(self) -> None:
+        async def drop() -> None:
+            for name in self.created:
+                await self._admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+        asyncio.run(drop())
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    configured = DatabaseConfig(_env_file=None).url  # type: ignore[call-arg]
+    if configured is not None:
+        server = PostgresServer(configured)
+        yield server
+        server.drop_all()
+        return
+    data_dir = Path(tempfile.mkdtemp(prefix="bughive-test-")) / "pgdata"
+    admin_url = start_embedded_server(data_dir, database="postgres", cleanup="delete")
+    server = PostgresServer(admin_url)
+    # A throwaway cluster needs no durability: trade it for a much faster suite.
+    asyncio.run(
+        server._admin(
+            "ALTER SYSTEM SET fsync = off",
+            "ALTER SYSTEM SET synchronous_commit = off",
+            "ALTER SYSTEM SET full_page_writes = off",
+            "SELECT pg_reload_conf()",
+        )
+    )
+    yield server
+    stop_embedded_server(data_dir)
+
+
+async def _migrate(url: URL) -> None:
+    engine = create_async_engine(url, poolclass=NullPool)
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(schema_version.upgrade)
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def database_url(postgres_server: PostgresServer) -> URL:
+    """A database migrated to head, shared by the run (tables are emptied after each test)."""
+    url = postgres_server.create_database()
+    asyncio.run(_migrate(url))
+    return url
+
+
+def make_config(**overrides: object) -> DatabaseConfig:
+    """A config independent of the developer's environment and ``.env``."""
+    return DatabaseConfig(_env_file=None, **overrides)  # type: ignore[call-arg]
+
+
+@pytest.fixture
+async def db(database_url: URL) -> AsyncIterator[Database]:
+    database = Database(make_config(), url=database_url)
+    try:
+        yield database
+    finally:
+        await database.close()
+        conn = await asyncpg.connect(asyncpg_dsn(database_url))
+        try:
+            await conn.execute(f"TRUNCATE {TABLES} CASCADE")
+        finally:
+            await conn.close()
+
+
+@pytest.fixture
+async def raw(database_url: URL) -> AsyncIterator[asyncpg.Connection]:
+    """A raw asyncpg connection, for checking what really is in the tables."""
+    conn = await asyncpg.connect(asyncpg_dsn(database_url))
+    try:
+        yield conn
+    finally:
+        await conn.close()
+
+
