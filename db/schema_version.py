@@ -1,6 +1,7 @@
 """Alembic, driven from code: the server and ``Database.init_db`` bring the schema to head
 through the same migrations the ``alembic`` command runs, so there is one path to a schema."""
 
+from functools import cache
 from pathlib import Path
 
 from alembic import command
@@ -36,5 +37,6 @@ def current_revision(connection: Connection) -> str | None:
     return MigrationContext.configure(connection).get_current_revision()
 
 
+@cache
 def head_revision() -> str | None:
     return ScriptDirectory.from_config(alembic_config()).get_current_head()

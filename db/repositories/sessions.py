@@ -7,7 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, true, update
 
 from db.enums import BugPriority, PageStatus, SessionStatus
 from db.errors import InvalidArgument, NotFound
@@ -62,7 +62,9 @@ class CrawlSessionRepository(Repository):
         """Sessions, newest first, optionally of one status; bounded by ``limit`` ≤ 100."""
         check_page_bounds(skip, limit)
         filters = [] if status is None else [CrawlSession.status == SessionStatus(status)]
-        total = await self.session.scalar(select(func.count()).select_from(CrawlSession).where(*filters))
+        total = await self.session.scalar(
+            select(func.count()).select_from(CrawlSession).where(*filters)
+        )
         rows = (
             await self.session.scalars(
                 select(CrawlSession)
@@ -133,7 +135,9 @@ class CrawlSessionRepository(Repository):
         """Add AI spend (USD) to the session's ``total_cost``; returns the updated session."""
         amount = Decimal(str(cost))
         if not amount.is_finite() or amount < 0 or amount > MAX_COST_PER_CALL:
-            raise InvalidArgument("cost", f"must be between 0 and {MAX_COST_PER_CALL} USD, got {cost}")
+            raise InvalidArgument(
+                "cost", f"must be between 0 and {MAX_COST_PER_CALL} USD, got {cost}"
+            )
         await self._increment(session_id, "total_cost", amount.quantize(Decimal("0.0001")))
         return await self.get(session_id)
 
@@ -156,6 +160,9 @@ class CrawlSessionRepository(Repository):
         ).label("duration")
         stmt = (
             select(CrawlSession, pages, bugs, duration)
+            .select_from(CrawlSession)
+            .join(pages, true())
+            .join(bugs, true())
             .where(CrawlSession.id == session_id)
             .execution_options(populate_existing=True)
         )

@@ -1,0 +1,166 @@
+"""``bughive-mcp``: serve (stdio or HTTP), migrate, doctor.
+
+stdout belongs to the MCP protocol in stdio mode, so everything here logs to stderr, and only
+``doctor`` (an interactive command) prints to stdout.
+"""
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import anyio
+
+from bughive_mcp.settings import ServerSettings
+from db import schema_version
+from db.config import DatabaseConfig
+
+log = logging.getLogger("bughive_mcp")
+
+
+def configure_logging(level: str) -> None:
+    """Plain lines on stderr for everything (the SDK's own setup then becomes a no-op)."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for noisy in ("alembic.runtime.migration", "httpx", "mcp.server.lowlevel.server"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bughive-mcp", description="MCP server for BugHive crawl sessions, pages and bugs."
+    )
+    sub = parser.add_subparsers(dest="command")
+    serve = sub.add_parser("serve", help="run the MCP server (default)")
+    serve.add_argument("--transport", choices=["stdio", "http"], help="default: stdio")
+    serve.add_argument("--host", help="HTTP bind address (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="HTTP port (default 8000)")
+    serve.add_argument("--stateless", action="store_true", help="stateless streamable HTTP")
+    sub.add_parser("migrate", help="bring the database schema to the newest revision")
+    doctor = sub.add_parser("doctor", help="check settings, database and schema")
+    doctor.add_argument("--json", action="store_true", help="machine-readable output")
+    return parser
+
+
+def _server_settings(args: argparse.Namespace) -> ServerSettings:
+    overrides: dict[str, Any] = {}
+    for key in ("transport", "host", "port"):
+        value = getattr(args, key, None)
+        if value is not None:
+            overrides[key] = value
+    if getattr(args, "stateless", False):
+        overrides["stateless_http"] = True
+    return ServerSettings(**overrides)
+
+
+def serve(settings: ServerSettings) -> int:
+    from bughive_mcp.server import build_server
+
+    server = build_server(settings, DatabaseConfig())
+    if settings.transport == "stdio":
+        anyio.run(server.run_stdio_async)
+        return 0
+
+    import uvicorn
+
+    from bughive_mcp.http import InsecureBindError, build_http_app
+
+    try:
+        app = build_http_app(server, settings)
+    except InsecureBindError as exc:
+        log.error("%s", exc)
+        return 2
+    log.info("serving MCP over HTTP on http://%s:%d/mcp", settings.host, settings.port)
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level.lower(),
+        lifespan="on",
+    )
+    anyio.run(uvicorn.Server(config).serve)
+    return 0
+
+
+async def _migrate() -> str | None:
+    from db.database import Database
+
+    db = await anyio.to_thread.run_sync(Database, DatabaseConfig())
+    try:
+        await db.init_db()
+        return await db.schema_revision()
+    finally:
+        await db.close()
+
+
+async def _doctor() -> dict[str, Any]:
+    from db.database import Database
+
+    config = DatabaseConfig()
+    report: dict[str, Any] = {
+        "database_url": config.safe_url,
+        "pool": {
+            "pool_size": config.pool_size,
+            "max_overflow": config.max_overflow,
+            "pool_timeout": config.pool_timeout,
+            "statement_timeout_ms": config.statement_timeout_ms,
+        },
+        "expected_schema_revision": schema_version.head_revision(),
+    }
+    try:
+        db = await anyio.to_thread.run_sync(Database, config)
+    except Exception as exc:
+        report.update(healthy=False, problem=f"could not open the database ({type(exc).__name__})")
+        return report
+    try:
+        healthy = await db.check_health()
+        revision = await db.schema_revision() if healthy else None
+        report.update(
+            reachable=healthy,
+            schema_revision=revision,
+            pool_status=db.pool_status(),
+        )
+        problems = []
+        if not healthy:
+            problems.append("database unreachable")
+        elif revision != report["expected_schema_revision"]:
+            problems.append("schema not at the newest revision: run `bughive-mcp migrate`")
+        report["healthy"] = not problems
+        if problems:
+            report["problem"] = "; ".join(problems)
+    finally:
+        await db.close()
+    return report
+
+
+def doctor(as_json: bool) -> int:
+    report = anyio.run(_doctor)
+    if as_json:
+        print(json.dumps(report, indent=2))  # noqa: T201 - doctor's output is for a human
+    else:
+        for key, value in report.items():
+            print(f"{key:>26}: {value}")  # noqa: T201
+    return 0 if report.get("healthy") else 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    command = args.command or "serve"
+    settings = _server_settings(args)
+    configure_logging(settings.log_level)
+    if command == "serve":
+        return serve(settings)
+    if command == "migrate":
+        revision = anyio.run(_migrate)
+        log.info("schema at revision %s", revision)
+        return 0
+    return doctor(args.json)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,39 @@
+"""Server settings (``BUGHIVE_*`` environment variables); database settings live in
+``db.config.DatabaseConfig``. The README's settings table lists both."""
+
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+class ServerSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="BUGHIVE_", env_file=".env", extra="ignore")
+
+    transport: Literal["stdio", "http"] = "stdio"
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    auth_token: SecretStr | None = Field(
+        default=None, description="Bearer token required by the HTTP transport."
+    )
+    allowed_origins: list[str] = Field(
+        default_factory=list,
+        description="Extra browser origins allowed to call the HTTP transport (DNS-rebinding guard).",
+    )
+    allowed_hosts: list[str] = Field(
+        default_factory=list, description="Extra Host header values accepted by the HTTP transport."
+    )
+    max_request_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    stateless_http: bool = Field(
+        default=False, description="No per-client session state: any replica can answer any call."
+    )
+    auto_migrate: bool = Field(
+        default=True, description="Bring the schema to the newest revision on start."
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @property
+    def is_loopback(self) -> bool:
+        return self.host in LOOPBACK_HOSTS

@@ -1,0 +1,54 @@
+"""What lives for the life of the server process: the ``Database``. Nothing else is kept
+between tool calls, so any replica of the server can answer any call."""
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+from mcp.server.mcpserver import Context, MCPServer
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from db.config import DatabaseConfig
+from db.database import Database
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class AppState:
+    db: Database
+
+
+AppContext = Context[AppState, Any]
+
+
+def make_lifespan(
+    db_config: DatabaseConfig, *, auto_migrate: bool
+) -> Callable[[MCPServer[AppState]], AbstractAsyncContextManager[AppState]]:
+    @asynccontextmanager
+    async def lifespan(server: MCPServer[AppState]) -> AsyncIterator[AppState]:
+        # Starting an embedded PostgreSQL blocks for about a second: keep it off the loop.
+        db = await anyio.to_thread.run_sync(Database, db_config)
+        try:
+            if auto_migrate:
+                await db.init_db()
+            log.info("database ready at %r (schema %s)", db, await db.schema_revision())
+            yield AppState(db=db)
+        finally:
+            await db.close()
+
+    return lifespan
+
+
+def unit_of_work(ctx: AppContext) -> AbstractAsyncContextManager[AsyncSession]:
+    """One transaction per tool call: commits when the tool returns, rolls back if it raises."""
+    state: AppState = ctx.request_context.lifespan_context
+    return state.db.session()
+
+
+def database(ctx: AppContext) -> Database:
+    state: AppState = ctx.request_context.lifespan_context
+    return state.db

@@ -1,0 +1,151 @@
+"""Tools over bugs: filing what the agent found, triage, and the views of a session's bugs."""
+
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, Field
+
+from bughive_mcp.state import AppContext, unit_of_work
+from bughive_mcp.tools.pages import MAX_JSON_BYTES, _bounded_json
+from bughive_mcp.tools.params import BugId, Limit, PageId, SessionId, Skip
+from bughive_mcp.tools.registry import tool
+from db.enums import BugCategory, BugPriority, BugStatus
+from db.repositories import BugRepository
+from db.schemas import BugList, BugPublic, BugStatistics, Evidence
+
+Confidence = Annotated[float, Field(ge=0, le=1, description="How sure the analysis is, 0..1.")]
+Step = Annotated[str, Field(min_length=1, max_length=1000)]
+
+
+@tool("File bug", toolset="bugs")
+async def create_bug(
+    session_id: SessionId,
+    page_id: Annotated[PageId, Field(description="Page the bug was found on.")],
+    category: BugCategory,
+    priority: BugPriority,
+    title: Annotated[str, Field(min_length=1, max_length=255)],
+    description: Annotated[str, Field(min_length=1, max_length=20_000)],
+    ctx: AppContext,
+    steps_to_reproduce: Annotated[list[Step], Field(max_length=50)] = [],  # noqa: B006
+    evidence: Annotated[list[Evidence], Field(max_length=20)] = [],  # noqa: B006
+    confidence: Confidence = 0.5,
+    expected_behavior: Annotated[str | None, Field(max_length=10_000)] = None,
+    actual_behavior: Annotated[str | None, Field(max_length=10_000)] = None,
+    affected_users: Annotated[str | None, Field(max_length=255)] = None,
+    browser_info: Annotated[
+        dict[str, Any] | None,
+        AfterValidator(_bounded_json),
+        Field(description=f"Browser/device facts, JSON ≤ {MAX_JSON_BYTES} bytes."),
+    ] = None,
+) -> BugPublic:
+    """File a bug found on a page (status detected) and raise the session's bugs_found.
+    Give concrete steps and evidence (screenshot URLs, console logs). Next: triage with
+    mark_validated / dismiss_bug."""
+    async with unit_of_work(ctx) as s:
+        return await BugRepository(s).create_bug(
+            session_id,
+            page_id,
+            category,
+            priority,
+            title,
+            description,
+            steps_to_reproduce=steps_to_reproduce,
+            evidence=evidence,
+            confidence=confidence,
+            expected_behavior=expected_behavior,
+            actual_behavior=actual_behavior,
+            affected_users=affected_users,
+            browser_info=browser_info,
+        )
+
+
+@tool("Get bug", toolset="bugs", read_only=True)
+async def get_bug(bug_id: BugId, ctx: AppContext) -> BugPublic:
+    """Read one bug with its steps, evidence, status and Linear link."""
+    async with unit_of_work(ctx) as s:
+        return await BugRepository(s).get(bug_id)
+
+
+@tool("Validate bug", toolset="bugs")
+async def mark_validated(bug_id: BugId, ctx: AppContext) -> BugPublic:
+    """Confirm a detected bug is real (detected → validated). Next: file it in Linear, then
+    mark_reported."""
+    async with unit_of_work(ctx) as s:
+        return await BugRepository(s).mark_validated(bug_id)
+
+
+@tool("Mark bug reported", toolset="bugs")
+async def mark_reported(
+    bug_id: BugId,
+    linear_issue_id: Annotated[
+        str, Field(min_length=1, max_length=100, description="e.g. BUG-123")
+    ],
+    linear_issue_url: Annotated[
+        str, Field(min_length=1, max_length=500, pattern=r"^https?://\S+$")
+    ],
+    ctx: AppContext,
+) -> BugPublic:
+    """Record that a validated bug was filed in Linear (validated → reported)."""
+    async with unit_of_work(ctx) as s:
+        return await BugRepository(s).mark_reported(bug_id, linear_issue_id, linear_issue_url)
+
+
+@tool("Dismiss bug", toolset="bugs")
+async def dismiss_bug(
+    bug_id: BugId,
+    reason: Annotated[str, Field(min_length=1, max_length=10_000)],
+    ctx: AppContext,
+) -> BugPublic:
+    """Dismiss a bug from any status (false positive, duplicate, won't fix), with the reason."""
+    async with unit_of_work(ctx) as s:
+        return await BugRepository(s).dismiss(bug_id, reason)
+
+
+@tool("List high-confidence bugs", toolset="bugs", read_only=True)
+async def get_high_confidence_bugs(
+    session_id: SessionId,
+    ctx: AppContext,
+    min_confidence: Confidence = 0.8,
+    limit: Limit = 20,
+    skip: Skip = 0,
+) -> BugList:
+    """Bugs at or above min_confidence that are not dismissed, most confident first: the
+    best candidates to validate and report. Paginated (skip=next_skip)."""
+    async with unit_of_work(ctx) as s:
+        return await BugRepository(s).get_high_confidence_bugs(
+            session_id, min_confidence, skip=skip, limit=limit
+        )
+
+
+@tool("List critical bugs", toolset="bugs", read_only=True)
+async def get_critical_bugs(
+    session_id: SessionId, ctx: AppContext, limit: Limit = 20, skip: Skip = 0
+) -> BugList:
+    """Critical bugs of a session that are not dismissed. Paginated (skip=next_skip)."""
+    async with unit_of_work(ctx) as s:
+        return await BugRepository(s).get_critical_bugs(session_id, skip=skip, limit=limit)
+
+
+@tool("Get bug statistics", toolset="reporting", read_only=True)
+async def get_bug_statistics(session_id: SessionId, ctx: AppContext) -> BugStatistics:
+    """Counts of a session's bugs by priority, category and status, and the average
+    confidence."""
+    async with unit_of_work(ctx) as s:
+        return await BugRepository(s).get_bug_statistics(session_id)
+
+
+@tool("List session bugs", toolset="bugs", read_only=True)
+async def get_session_bugs(
+    session_id: SessionId,
+    ctx: AppContext,
+    status: BugStatus | None = None,
+    priority: BugPriority | None = None,
+    category: BugCategory | None = None,
+    skip: Skip = 0,
+    limit: Limit = 20,
+) -> BugList:
+    """A session's bugs, optionally filtered, most urgent first. Paginated: when has_more,
+    call again with skip=next_skip."""
+    async with unit_of_work(ctx) as s:
+        return await BugRepository(s).get_session_bugs(
+            session_id, status, priority, category, skip=skip, limit=limit
+        )

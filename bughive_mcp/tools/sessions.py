@@ -1,0 +1,88 @@
+"""Tools over crawl sessions: the start and the end of every crawl."""
+
+from typing import Annotated
+
+from pydantic import Field
+
+from bughive_mcp.state import AppContext, unit_of_work
+from bughive_mcp.tools.params import HttpUrl, Limit, SessionId, Skip
+from bughive_mcp.tools.registry import tool
+from db.enums import SessionStatus
+from db.repositories import CrawlSessionRepository
+from db.schemas import CrawlConfig, CrawlSessionList, CrawlSessionPublic, SessionStatistics
+
+
+@tool("Create crawl session", toolset="sessions")
+async def create_session(
+    base_url: Annotated[HttpUrl, Field(description="Site to crawl, e.g. https://shop.example")],
+    ctx: AppContext,
+    config: CrawlConfig | None = None,
+) -> CrawlSessionPublic:
+    """Start here: create a crawl session (status pending) for a site. Returns the session;
+    pass its id to every other tool. Next: start_session, then create_page for the base URL."""
+    async with unit_of_work(ctx) as s:
+        return await CrawlSessionRepository(s).create_session(base_url, config)
+
+
+@tool("Start crawl session", toolset="sessions")
+async def start_session(session_id: SessionId, ctx: AppContext) -> CrawlSessionPublic:
+    """Move a session from pending to running and stamp started_at. Call once, before
+    crawling pages."""
+    async with unit_of_work(ctx) as s:
+        return await CrawlSessionRepository(s).start_session(session_id)
+
+
+@tool("Complete crawl session", toolset="sessions")
+async def complete_session(
+    session_id: SessionId,
+    ctx: AppContext,
+    success: Annotated[bool, Field(description="True: completed. False: failed.")] = True,
+    error_message: Annotated[
+        str | None, Field(max_length=10_000, description="Why the crawl failed (success=false).")
+    ] = None,
+) -> CrawlSessionPublic:
+    """End a crawl: running → completed (success=true), or pending/running → failed with an
+    error message. Call when the frontier is empty or the crawl must stop."""
+    async with unit_of_work(ctx) as s:
+        return await CrawlSessionRepository(s).complete_session(session_id, success, error_message)
+
+
+@tool("Get crawl session", toolset="sessions", read_only=True)
+async def get_session(session_id: SessionId, ctx: AppContext) -> CrawlSessionPublic:
+    """Read one session: status, counters (pages_discovered, pages_crawled, bugs_found),
+    cost and configuration (secrets masked)."""
+    async with unit_of_work(ctx) as s:
+        return await CrawlSessionRepository(s).get(session_id)
+
+
+@tool("List crawl sessions", toolset="sessions", read_only=True)
+async def list_sessions(
+    ctx: AppContext,
+    status: SessionStatus | None = None,
+    limit: Limit = 20,
+    skip: Skip = 0,
+) -> CrawlSessionList:
+    """List sessions, newest first, optionally only those in one status. Paginated: when
+    has_more is true, call again with skip=next_skip."""
+    async with unit_of_work(ctx) as s:
+        return await CrawlSessionRepository(s).list(status, skip=skip, limit=limit)
+
+
+@tool("Add AI cost", toolset="sessions")
+async def add_cost(
+    session_id: SessionId,
+    cost_usd: Annotated[float, Field(ge=0, le=10_000, description="Spend to add, in USD.")],
+    ctx: AppContext,
+) -> CrawlSessionPublic:
+    """Add the AI spend of a step (e.g. one page analysis) to the session's total_cost.
+    Not idempotent: call once per spend. Returns the updated session."""
+    async with unit_of_work(ctx) as s:
+        return await CrawlSessionRepository(s).add_cost(session_id, cost_usd)
+
+
+@tool("Get session statistics", toolset="reporting", read_only=True)
+async def get_session_statistics(session_id: SessionId, ctx: AppContext) -> SessionStatistics:
+    """Progress of a crawl: pages by status, share finished, bugs by priority, cost and
+    duration. Use it to decide whether to keep crawling or complete the session."""
+    async with unit_of_work(ctx) as s:
+        return await CrawlSessionRepository(s).get_session_statistics(session_id)
