@@ -33,6 +33,9 @@ class ServerSettings(BaseSettings):
         default=True, description="Bring the schema to the newest revision on start."
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    max_attempts: int = Field(
+        default=3, ge=1, le=100, description="Leases a page gets before it is set to error."
+    )
 
     @property
     def is_loopback(self) -> bool:

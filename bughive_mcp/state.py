@@ -11,6 +11,7 @@ import anyio
 from mcp.server.mcpserver import Context, MCPServer
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bughive_mcp.settings import ServerSettings
 from db.config import DatabaseConfig
 from db.database import Database
 
@@ -20,23 +21,24 @@ log = logging.getLogger(__name__)
 @dataclass
 class AppState:
     db: Database
+    settings: ServerSettings
 
 
 AppContext = Context[AppState, Any]
 
 
 def make_lifespan(
-    db_config: DatabaseConfig, *, auto_migrate: bool
+    db_config: DatabaseConfig, settings: ServerSettings
 ) -> Callable[[MCPServer[AppState]], AbstractAsyncContextManager[AppState]]:
     @asynccontextmanager
     async def lifespan(server: MCPServer[AppState]) -> AsyncIterator[AppState]:
         # Starting an embedded PostgreSQL blocks for about a second: keep it off the loop.
         db = await anyio.to_thread.run_sync(Database, db_config)
         try:
-            if auto_migrate:
+            if settings.auto_migrate:
                 await db.init_db()
             log.info("database ready at %r (schema %s)", db, await db.schema_revision())
-            yield AppState(db=db)
+            yield AppState(db=db, settings=settings)
         finally:
             await db.close()
 
@@ -47,6 +49,11 @@ def unit_of_work(ctx: AppContext) -> AbstractAsyncContextManager[AsyncSession]:
     """One transaction per tool call: commits when the tool returns, rolls back if it raises."""
     state: AppState = ctx.request_context.lifespan_context
     return state.db.session()
+
+
+def server_settings(ctx: AppContext) -> ServerSettings:
+    state: AppState = ctx.request_context.lifespan_context
+    return state.settings
 
 
 def database(ctx: AppContext) -> Database:

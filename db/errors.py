@@ -56,6 +56,26 @@ class Conflict(DomainError):
     """The request contradicts the current state in a way no retry can fix by itself."""
 
 
+class LeaseLost(Conflict):
+    """A worker wrote to a page it no longer holds: fencing refused the write."""
+
+    def __init__(self, page_id: object, detail: str) -> None:
+        self.page_id = page_id
+        super().__init__(
+            f"lease lost on page {page_id}: {detail}; nothing was changed. Drop this page and "
+            "claim new work (claim_pages_to_crawl)"
+        )
+
+
+class OutOfScope(DomainError):
+    """A discovered URL that the session's crawl configuration excludes."""
+
+    def __init__(self, url: str, reason: str) -> None:
+        self.url = url
+        self.reason = reason
+        super().__init__(f"not stored: {url} {reason}")
+
+
 class DatabaseUnavailable(DomainError):
     """The database could not be reached or did not answer in time; the call may be retried."""
 

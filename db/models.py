@@ -83,9 +83,7 @@ class CrawlSession(Base):
     pages_discovered: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
     pages_crawled: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
     bugs_found: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
-    total_cost: Mapped[Decimal] = mapped_column(
-        Numeric(10, 4), nullable=False, server_default="0"
-    )
+    total_cost: Mapped[Decimal] = mapped_column(Numeric(10, 4), nullable=False, server_default="0")
     error_message: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = _created_at()
     updated_at: Mapped[datetime] = _updated_at()
@@ -134,9 +132,34 @@ class Page(Base):
     crawled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
     created_at: Mapped[datetime] = _created_at()
     updated_at: Mapped[datetime] = _updated_at()
+    # The crawl frontier (revision 0002): a page in 'crawling' is leased to one worker, who
+    # proves it holds the lease with claim_token; attempts counts leases handed out.
+    claim_token: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
 
     __table_args__ = (
         CheckConstraint(_one_of("status", PageStatus), name="status"),
+        CheckConstraint("attempts >= 0", name="attempts_non_negative"),
+        CheckConstraint(
+            "(status = 'crawling') = (claim_token IS NOT NULL AND lease_expires_at IS NOT NULL)",
+            name="lease_iff_crawling",
+        ),
+        Index(
+            "ix_pages_frontier",
+            "session_id",
+            "depth",
+            "discovered_at",
+            "id",
+            postgresql_where=text("status = 'discovered'"),
+        ),
+        Index(
+            "ix_pages_leases",
+            "session_id",
+            "lease_expires_at",
+            postgresql_where=text("status = 'crawling'"),
+        ),
         CheckConstraint("depth >= 0", name="depth_non_negative"),
         CheckConstraint(
             "status_code IS NULL OR status_code BETWEEN 100 AND 599", name="status_code_range"
@@ -192,9 +215,15 @@ class Bug(Base):
         DateTime(timezone=True), nullable=False, server_default=func.now(), index=True
     )
     updated_at: Mapped[datetime] = _updated_at()
+    # Deduplication (revision 0002): one row per distinct bug of a session; every report of it
+    # (from any page) is a BugOccurrence, and occurrences counts them.
+    fingerprint: Mapped[str | None] = mapped_column(String(64))
+    occurrences: Mapped[int] = mapped_column(Integer, nullable=False, server_default="1")
 
     __table_args__ = (
         CheckConstraint(_one_of("category", BugCategory), name="category"),
+        CheckConstraint("occurrences >= 1", name="occurrences_positive"),
+        Index("uq_bugs_session_id_fingerprint", "session_id", "fingerprint", unique=True),
         CheckConstraint(_one_of("priority", BugPriority), name="priority"),
         CheckConstraint(_one_of("status", BugStatus), name="status"),
         CheckConstraint("confidence >= 0 AND confidence <= 1", name="confidence_range"),
@@ -203,3 +232,30 @@ class Bug(Base):
         Index(None, "session_id", "status"),
         Index(None, "page_id", "priority"),
     )
+
+
+class BugOccurrence(Base):
+    """One report of a bug from one page. A repeated report from the same page is the same
+    occurrence (retries never inflate the count)."""
+
+    __tablename__ = "bug_occurrences"
+
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    bug_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("bugs.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    session_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True),
+        ForeignKey("crawl_sessions.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    )
+    page_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("pages.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    evidence: Mapped[list[dict[str, Any]]] = mapped_column(
+        JSONB, nullable=False, server_default=text("'[]'::jsonb")
+    )
+    created_at: Mapped[datetime] = _created_at()
+
+    __table_args__ = (Index("uq_bug_occurrences_bug_id_page_id", "bug_id", "page_id", unique=True),)

@@ -27,6 +27,7 @@ from db.enums import (
     PageStatus,
     SessionStatus,
 )
+from db.urls import TrailingSlash
 
 MAX_URL_LENGTH = 2048
 MASK = "**********"
@@ -78,6 +79,13 @@ class CrawlConfig(InputModel):
     )
     exclude_patterns: list[Annotated[str, Field(max_length=500)]] = Field(
         default_factory=list, max_length=50, description="Glob patterns that exclude a URL."
+    )
+    drop_tracking_params: bool = Field(
+        default=True, description="Drop utm_*, gclid, fbclid… from discovered URLs."
+    )
+    trailing_slash: TrailingSlash = Field(
+        default=TrailingSlash.KEEP,
+        description="keep: /a and /a/ differ; strip: store /a; add: store /a/.",
     )
     viewport: Viewport = Field(default_factory=Viewport)
     user_agent: str | None = Field(default=None, max_length=500)
@@ -164,6 +172,10 @@ class PagePublic(OutputModel):
     error_message: str | None
     discovered_at: datetime
     crawled_at: datetime | None
+    attempts: int = Field(description="How many times the page was handed to a worker.")
+    lease_expires_at: datetime | None = Field(
+        description="While crawling: when the worker's lease runs out."
+    )
     created_at: datetime
     updated_at: datetime
 
@@ -172,16 +184,40 @@ class PageCreated(PagePublic):
     created: bool = Field(description="False when the URL was already known in this session.")
 
 
+class PageClaim(PagePublic):
+    """A page leased to one worker. Pass ``claim_token`` to mark_analyzed / mark_page_error /
+    extend_claim: it proves the lease is still yours."""
+
+    claim_token: uuid.UUID
+
+
+class ClaimResult(BaseModel):
+    items: list[PageClaim] = Field(description="Pages now leased to you, shallowest first.")
+    lease_seconds: int
+    remaining: int = Field(description="Discovered pages still waiting after this claim.")
+    requeued: int = Field(description="Expired leases put back in the frontier by this call.")
+    gave_up: int = Field(description="Pages set to error by this call: retry budget used up.")
+
+
 class PageRef(BaseModel):
     id: uuid.UUID
     url: str
 
 
+class RefusedPage(BaseModel):
+    url: str = Field(description="The URL as given.")
+    reason: str
+
+
 class BulkCreateResult(BaseModel):
-    created: list[PageRef] = Field(description="Pages that were new.")
+    created: list[PageRef] = Field(description="Pages that were new (URLs as stored).")
     existing: list[PageRef] = Field(description="Pages that were already known (not counted).")
+    refused: list[RefusedPage] = Field(
+        default_factory=list, description="Not stored: outside the crawl's limits, with why."
+    )
     created_count: int
     existing_count: int
+    refused_count: int = 0
 
 
 class BugPublic(OutputModel):
@@ -205,8 +241,15 @@ class BugPublic(OutputModel):
     dismissed_reason: str | None
     dismissed_at: datetime | None
     reported_at: datetime | None
+    occurrences: int = Field(description="Pages this bug was reported from (deduplicated).")
     created_at: datetime
     updated_at: datetime
+
+
+class BugFiled(BugPublic):
+    created: bool = Field(
+        description="False when this is a known bug of the session (a new occurrence of it)."
+    )
 
 
 class Pagination(BaseModel):
@@ -244,7 +287,8 @@ class BugList(Pagination):
 
 class BugStatistics(BaseModel):
     session_id: uuid.UUID
-    total: int
+    total: int = Field(description="Distinct bugs (after deduplication).")
+    total_occurrences: int = Field(description="Reports of those bugs, over all pages.")
     by_priority: dict[BugPriority, int]
     by_category: dict[BugCategory, int]
     by_status: dict[BugStatus, int]
@@ -255,6 +299,7 @@ class SessionStatistics(BaseModel):
     session: CrawlSessionPublic
     pages_total: int
     pages_by_status: dict[PageStatus, int]
+    pages_leased: int = Field(description="Pages held by a worker under a live lease now.")
     crawl_progress: float = Field(
         description="Share of known pages that are finished (analyzed or error), 0..1."
     )

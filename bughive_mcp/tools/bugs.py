@@ -10,7 +10,7 @@ from bughive_mcp.tools.params import BugId, Limit, PageId, SessionId, Skip
 from bughive_mcp.tools.registry import tool
 from db.enums import BugCategory, BugPriority, BugStatus
 from db.repositories import BugRepository
-from db.schemas import BugList, BugPublic, BugStatistics, Evidence
+from db.schemas import BugFiled, BugList, BugPublic, BugStatistics, Evidence
 
 Confidence = Annotated[float, Field(ge=0, le=1, description="How sure the analysis is, 0..1.")]
 Step = Annotated[str, Field(min_length=1, max_length=1000)]
@@ -36,10 +36,18 @@ async def create_bug(
         AfterValidator(_bounded_json),
         Field(description=f"Browser/device facts, JSON ≤ {MAX_JSON_BYTES} bytes."),
     ] = None,
-) -> BugPublic:
-    """File a bug found on a page (status detected) and raise the session's bugs_found.
-    Give concrete steps and evidence (screenshot URLs, console logs). Next: triage with
-    mark_validated / dismiss_bug."""
+    dedup_key: Annotated[
+        str | None,
+        Field(
+            max_length=255,
+            description="Same key = same bug on any page (e.g. a site-wide header defect).",
+        ),
+    ] = None,
+) -> BugFiled:
+    """File a bug found on a page (status detected). Deduplicated: the same category + title
+    on the same kind of page (or the same dedup_key) returns the known bug with created=false
+    and one more occurrence. Give concrete steps and evidence. Next: mark_validated or
+    dismiss_bug."""
     async with unit_of_work(ctx) as s:
         return await BugRepository(s).create_bug(
             session_id,
@@ -55,6 +63,7 @@ async def create_bug(
             actual_behavior=actual_behavior,
             affected_users=affected_users,
             browser_info=browser_info,
+            dedup_key=dedup_key,
         )
 
 

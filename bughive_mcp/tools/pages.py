@@ -1,19 +1,22 @@
 """Tools over pages: discovery, the crawl life cycle and the read models of the frontier."""
 
 import json
+import uuid
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field
 
-from bughive_mcp.state import AppContext, unit_of_work
+from bughive_mcp.state import AppContext, server_settings, unit_of_work
 from bughive_mcp.tools.params import HttpUrl, Limit, PageId, SessionId
 from bughive_mcp.tools.registry import tool
 from db.repositories import PageRepository
 from db.schemas import (
     BulkCreateResult,
+    ClaimResult,
     NavigationGraph,
     NewPage,
     PageAnalytics,
+    PageClaim,
     PageCreated,
     PageList,
     PagePublic,
@@ -34,6 +37,14 @@ AnalysisResult = Annotated[
     AfterValidator(_bounded_json),
     Field(description="The AI analysis of the page as a JSON object (≤ 256 KiB)."),
 ]
+LeaseSeconds = Annotated[
+    int, Field(ge=5, le=86_400, description="How long the page stays yours without a heartbeat.")
+]
+ClaimToken = Annotated[uuid.UUID, Field(description="claim_token from your claim.")]
+OptionalClaimToken = Annotated[
+    uuid.UUID | None,
+    Field(description="claim_token from your claim; fences the write against lost leases."),
+]
 Depth = Annotated[int, Field(ge=0, le=1000, description="Link depth from the base URL (0 = base).")]
 
 
@@ -47,8 +58,9 @@ async def create_page(
         PageId | None, Field(description="Page on which the link was found.")
     ] = None,
 ) -> PageCreated:
-    """Record one discovered URL (status discovered). Idempotent: a URL already known in the
-    session is returned with created=false and not counted again. Raises pages_discovered.
+    """Record one discovered URL (status discovered). The URL is normalized; one already
+    known in the session is returned with created=false and not counted again. A URL outside
+    the session's limits (origin, max_depth, patterns, max_pages) is refused with the reason.
     For many links at once use bulk_create_pages."""
     async with unit_of_work(ctx) as s:
         return await PageRepository(s).create_page(session_id, url, depth, parent_page_id)
@@ -60,8 +72,9 @@ async def bulk_create_pages(
     pages: Annotated[list[NewPage], Field(min_length=1, max_length=10_000)],
     ctx: AppContext,
 ) -> BulkCreateResult:
-    """Record all links found on a page in one call (up to 10,000). Already-known URLs are
-    skipped and listed under existing; only new ones raise pages_discovered."""
+    """Record all links found on a page in one call (up to 10,000). URLs are normalized;
+    already-known ones are listed under existing, out-of-limits ones under refused (with the
+    reason); only new ones raise pages_discovered."""
     async with unit_of_work(ctx) as s:
         return await PageRepository(s).bulk_create(pages, session_id=session_id)
 
@@ -76,17 +89,48 @@ async def get_page(page_id: PageId, ctx: AppContext) -> PagePublic:
 @tool("Look at pages to crawl", toolset="frontier", read_only=True)
 async def get_pages_to_crawl(session_id: SessionId, ctx: AppContext, limit: Limit = 10) -> PageList:
     """Read-only look at the frontier: discovered pages, shallowest first, with the total
-    still waiting. Does not reserve anything; call mark_crawling on a page before working on it."""
+    still waiting. Reserves nothing: to get work, call claim_pages_to_crawl."""
     async with unit_of_work(ctx) as s:
         return await PageRepository(s).get_pages_to_crawl(session_id, limit)
 
 
-@tool("Mark page crawling", toolset="frontier")
-async def mark_crawling(page_id: PageId, ctx: AppContext) -> PagePublic:
-    """Take a discovered page for crawling (discovered → crawling). Only one caller can win a
-    page; others get an error saying it is already taken. Next: mark_analyzed or mark_page_error."""
+@tool("Claim pages to crawl", toolset="frontier")
+async def claim_pages_to_crawl(
+    session_id: SessionId,
+    ctx: AppContext,
+    limit: Annotated[int, Field(ge=1, le=100, description="Pages to lease (1-100).")] = 10,
+    lease_seconds: LeaseSeconds = 300,
+) -> ClaimResult:
+    """The way workers get work: atomically lease up to limit discovered pages (shallowest
+    first) to you; no other worker gets them. At-least-once: if you do not finish a page
+    before its lease ends, it is handed out again (after max attempts it becomes error).
+    Finish each page with mark_analyzed / mark_page_error passing its claim_token; call
+    extend_claim for slow pages. Empty items and remaining=0 means the crawl is done."""
     async with unit_of_work(ctx) as s:
-        return await PageRepository(s).mark_crawling(page_id)
+        return await PageRepository(s).claim_pages_to_crawl(
+            session_id, limit, lease_seconds, server_settings(ctx).max_attempts
+        )
+
+
+@tool("Extend page lease", toolset="frontier")
+async def extend_claim(
+    page_id: PageId, claim_token: ClaimToken, ctx: AppContext, lease_seconds: LeaseSeconds = 300
+) -> PageClaim:
+    """Heartbeat for a slow analysis: renew your lease on a claimed page to lease_seconds
+    from now. Fails with "lease lost" if the page was handed to another worker: then drop it."""
+    async with unit_of_work(ctx) as s:
+        return await PageRepository(s).extend_claim(page_id, claim_token, lease_seconds)
+
+
+@tool("Mark page crawling", toolset="frontier")
+async def mark_crawling(
+    page_id: PageId, ctx: AppContext, lease_seconds: LeaseSeconds = 300
+) -> PageClaim:
+    """Take one specific discovered page (compare-and-set discovered → crawling) with a
+    lease and claim_token, as a claim does. Only one caller wins; others get an error.
+    Prefer claim_pages_to_crawl for the crawl loop."""
+    async with unit_of_work(ctx) as s:
+        return await PageRepository(s).mark_crawling(page_id, lease_seconds)
 
 
 @tool("Mark page analyzed", toolset="frontier")
@@ -100,12 +144,15 @@ async def mark_analyzed(
     status_code: Annotated[int | None, Field(ge=100, le=599)] = None,
     content_type: Annotated[str | None, Field(max_length=255)] = None,
     content_length: Annotated[int | None, Field(ge=0, le=INT32_MAX)] = None,
+    claim_token: OptionalClaimToken = None,
 ) -> PagePublic:
     """Store the analysis of a crawled page (crawling → analyzed) and raise pages_crawled.
-    File bugs found on it with create_bug."""
+    Pass the claim_token of your claim: if your lease was lost, nothing is written and you
+    get a "lease lost" error. File bugs found on the page with create_bug."""
     async with unit_of_work(ctx) as s:
         return await PageRepository(s).mark_analyzed(
             page_id,
+            claim_token=claim_token,
             title=title,
             screenshot_url=screenshot_url,
             analysis_result=analysis_result,
@@ -121,11 +168,12 @@ async def mark_page_error(
     page_id: PageId,
     error_message: Annotated[str, Field(min_length=1, max_length=10_000)],
     ctx: AppContext,
+    claim_token: OptionalClaimToken = None,
 ) -> PagePublic:
     """Give up on a page that could not be loaded or analysed (discovered/crawling → error),
-    with the reason."""
+    with the reason. Pass the claim_token of your claim (fenced like mark_analyzed)."""
     async with unit_of_work(ctx) as s:
-        return await PageRepository(s).mark_error(page_id, error_message)
+        return await PageRepository(s).mark_error(page_id, error_message, claim_token)
 
 
 @tool("Get page analytics", toolset="reporting", read_only=True)

@@ -40,11 +40,17 @@ async def complete_session(
     error_message: Annotated[
         str | None, Field(max_length=10_000, description="Why the crawl failed (success=false).")
     ] = None,
+    force: Annotated[
+        bool, Field(description="Complete even while workers hold leases (their pages → error).")
+    ] = False,
 ) -> CrawlSessionPublic:
     """End a crawl: running → completed (success=true), or pending/running → failed with an
-    error message. Call when the frontier is empty or the crawl must stop."""
+    error message. Refused while pages are leased to workers unless force=true. Call when a
+    claim returns no pages and remaining is 0, or when the crawl must stop."""
     async with unit_of_work(ctx) as s:
-        return await CrawlSessionRepository(s).complete_session(session_id, success, error_message)
+        return await CrawlSessionRepository(s).complete_session(
+            session_id, success, error_message, force=force
+        )
 
 
 @tool("Get crawl session", toolset="sessions", read_only=True)

@@ -7,14 +7,16 @@ from collections.abc import Sequence
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import case, func, select
+from sqlalchemy import case, func, literal_column, select, update
+from sqlalchemy.dialects.postgresql import insert
 
 from db.enums import BugCategory, BugPriority, BugStatus
 from db.errors import InvalidArgument, NotFound
-from db.models import Bug, CrawlSession, Page
+from db.fingerprint import bug_fingerprint
+from db.models import Bug, BugOccurrence, CrawlSession, Page
 from db.repositories.base import Repository, check_page_bounds, count_by, counts_from_row
 from db.repositories.sessions import CrawlSessionRepository
-from db.schemas import BugList, BugPublic, BugStatistics, Evidence, Pagination
+from db.schemas import BugFiled, BugList, BugPublic, BugStatistics, Evidence, Pagination
 
 MAX_STEPS = 50
 MAX_STEP_LENGTH = 1_000
@@ -41,9 +43,16 @@ class BugRepository(Repository):
         actual_behavior: str | None = None,
         affected_users: str | None = None,
         browser_info: dict[str, Any] | None = None,
-    ) -> BugPublic:
-        """File a bug found on ``page_id`` (which must belong to ``session_id``) in status
-        ``detected``, and raise the session's ``bugs_found`` in the same transaction."""
+        dedup_key: str | None = None,
+    ) -> BugFiled:
+        """File a bug found on ``page_id`` (which must belong to ``session_id``).
+
+        Deduplicated: a bug whose fingerprint (category + ``dedup_key``, or category +
+        normalized title + page path template) is already known in the session is not filed
+        again — the existing bug is returned with ``created=False``, and if this page had not
+        reported it yet, its ``occurrences`` rise by one and the page and evidence are attached
+        as a new occurrence. ``bugs_found`` counts distinct bugs. All in one transaction; the
+        unique index on ``(session_id, fingerprint)`` makes concurrent reports safe."""
         values = {
             "category": _enum_value("category", BugCategory, category),
             "priority": _enum_value("priority", BugPriority, priority),
@@ -57,19 +66,45 @@ class BugRepository(Repository):
             "affected_users": affected_users,
             "browser_info": browser_info,
         }
-        page_session = await self.session.scalar(select(Page.session_id).where(Page.id == page_id))
-        if page_session is None:
+        page = (
+            await self.session.execute(select(Page.session_id, Page.url).where(Page.id == page_id))
+        ).one_or_none()
+        if page is None:
             if await self.session.get(CrawlSession, session_id) is None:
                 raise NotFound("crawl session", session_id, field="session_id")
             raise NotFound("page", page_id, field="page_id")
-        if page_session != session_id:
-            raise InvalidArgument("page_id", f"page {page_id} belongs to another session, not {session_id}")
-        row = Bug(session_id=session_id, page_id=page_id, **values)
-        self.session.add(row)
-        await self.session.flush()
-        await self.session.refresh(row)
-        await CrawlSessionRepository(self.session).increment_bugs_found(session_id)
-        return BugPublic.model_validate(row)
+        if page.session_id != session_id:
+            raise InvalidArgument(
+                "page_id", f"page {page_id} belongs to another session, not {session_id}"
+            )
+        fingerprint = bug_fingerprint(values["category"], title, page.url, dedup_key)
+        upsert = (
+            insert(Bug)
+            .values(session_id=session_id, page_id=page_id, fingerprint=fingerprint, **values)
+            .on_conflict_do_update(
+                index_elements=["session_id", "fingerprint"],
+                set_={"fingerprint": Bug.fingerprint},  # no-op write: locks and returns the row
+            )
+            .returning(Bug.id, literal_column("xmax = 0").label("created"))
+        )
+        bug_id, created = (await self.session.execute(upsert)).one()
+        occurrence = (
+            insert(BugOccurrence)
+            .values(
+                bug_id=bug_id, session_id=session_id, page_id=page_id, evidence=values["evidence"]
+            )
+            .on_conflict_do_nothing(index_elements=["bug_id", "page_id"])
+            .returning(BugOccurrence.id)
+        )
+        new_occurrence = (await self.session.execute(occurrence)).scalar_one_or_none() is not None
+        if created:
+            await CrawlSessionRepository(self.session).increment_bugs_found(session_id)
+        elif new_occurrence:
+            await self.session.execute(
+                update(Bug).where(Bug.id == bug_id).values(occurrences=Bug.occurrences + 1)
+            )
+        bug = await self.get(bug_id)
+        return BugFiled(**bug.model_dump(), created=bool(created))
 
     async def get(self, bug_id: uuid.UUID) -> BugPublic:
         row = await self.session.get(Bug, bug_id, populate_existing=True)
@@ -80,7 +115,10 @@ class BugRepository(Repository):
     async def mark_validated(self, bug_id: uuid.UUID) -> BugPublic:
         """detected → validated: a human or a second pass confirmed the bug."""
         row = await self._transition(
-            Bug, bug_id, action="validate", allowed_from=[BugStatus.DETECTED],
+            Bug,
+            bug_id,
+            action="validate",
+            allowed_from=[BugStatus.DETECTED],
             values={"status": BugStatus.VALIDATED},
         )
         return BugPublic.model_validate(row)
@@ -90,7 +128,10 @@ class BugRepository(Repository):
     ) -> BugPublic:
         """validated → reported, remembering the Linear issue it was filed as."""
         row = await self._transition(
-            Bug, bug_id, action="report", allowed_from=[BugStatus.VALIDATED],
+            Bug,
+            bug_id,
+            action="report",
+            allowed_from=[BugStatus.VALIDATED],
             values={
                 "status": BugStatus.REPORTED,
                 "linear_issue_id": linear_issue_id,
@@ -103,13 +144,21 @@ class BugRepository(Repository):
     async def dismiss(self, bug_id: uuid.UUID, reason: str) -> BugPublic:
         """any status → dismissed (a false positive, a duplicate, won't fix), with the reason."""
         row = await self._transition(
-            Bug, bug_id, action="dismiss",
+            Bug,
+            bug_id,
+            action="dismiss",
             allowed_from=[BugStatus.DETECTED, BugStatus.VALIDATED, BugStatus.REPORTED],
-            values={"status": BugStatus.DISMISSED, "dismissed_reason": reason, "dismissed_at": func.now()},
+            values={
+                "status": BugStatus.DISMISSED,
+                "dismissed_reason": reason,
+                "dismissed_at": func.now(),
+            },
         )
         return BugPublic.model_validate(row)
 
-    async def _list(self, where: Sequence[Any], order_by: Sequence[Any], skip: int, limit: int) -> BugList:
+    async def _list(
+        self, where: Sequence[Any], order_by: Sequence[Any], skip: int, limit: int
+    ) -> BugList:
         check_page_bounds(skip, limit)
         total = await self.session.scalar(select(func.count()).select_from(Bug).where(*where))
         rows = (
@@ -118,10 +167,15 @@ class BugRepository(Repository):
             )
         ).all()
         items = [BugPublic.model_validate(r) for r in rows]
-        return BugList(items=items, **Pagination.of(int(total or 0), skip, limit, len(items)).model_dump())
+        return BugList(
+            items=items, **Pagination.of(int(total or 0), skip, limit, len(items)).model_dump()
+        )
 
     async def _require_session(self, session_id: uuid.UUID) -> None:
-        if await self.session.scalar(select(CrawlSession.id).where(CrawlSession.id == session_id)) is None:
+        if (
+            await self.session.scalar(select(CrawlSession.id).where(CrawlSession.id == session_id))
+            is None
+        ):
             raise NotFound("crawl session", session_id, field="session_id")
 
     async def get_high_confidence_bugs(
@@ -136,7 +190,9 @@ class BugRepository(Repository):
         ]
         return await self._list(where, [Bug.confidence.desc(), Bug.created_at], skip, limit)
 
-    async def get_critical_bugs(self, session_id: uuid.UUID, skip: int = 0, limit: int = 50) -> BugList:
+    async def get_critical_bugs(
+        self, session_id: uuid.UUID, skip: int = 0, limit: int = 50
+    ) -> BugList:
         """Critical bugs that are not dismissed, most confident first."""
         await self._require_session(session_id)
         where = [
@@ -174,20 +230,26 @@ class BugRepository(Repository):
         categories = [c.value for c in BugCategory]
         statuses = [s.value for s in BugStatus]
         row = (
-            await self.session.execute(
-                select(
-                    func.count().label("total"),
-                    func.avg(Bug.confidence).label("average_confidence"),
-                    *count_by(Bug.priority, priorities),
-                    *count_by(Bug.category, categories),
-                    *count_by(Bug.status, statuses),
-                ).where(Bug.session_id == session_id)
+            (
+                await self.session.execute(
+                    select(
+                        func.count().label("total"),
+                        func.coalesce(func.sum(Bug.occurrences), 0).label("occurrences"),
+                        func.avg(Bug.confidence).label("average_confidence"),
+                        *count_by(Bug.priority, priorities),
+                        *count_by(Bug.category, categories),
+                        *count_by(Bug.status, statuses),
+                    ).where(Bug.session_id == session_id)
+                )
             )
-        ).one()._mapping
+            .one()
+            ._mapping
+        )
         average = row["average_confidence"]
         return BugStatistics(
             session_id=session_id,
             total=int(row["total"]),
+            total_occurrences=int(row["occurrences"]),
             by_priority=counts_from_row(row, "priority", priorities),  # type: ignore[arg-type]
             by_category=counts_from_row(row, "category", categories),  # type: ignore[arg-type]
             by_status=counts_from_row(row, "status", statuses),  # type: ignore[arg-type]
@@ -195,7 +257,9 @@ class BugRepository(Repository):
         )
 
 
-def _enum_value(field: str, enum: type[BugCategory | BugPriority | BugStatus], value: object) -> str:
+def _enum_value(
+    field: str, enum: type[BugCategory | BugPriority | BugStatus], value: object
+) -> str:
     try:
         return enum(value).value
     except ValueError:
@@ -218,7 +282,9 @@ def _steps(steps: Sequence[str]) -> list[str]:
         if not isinstance(step, str) or not step.strip():
             raise InvalidArgument(f"steps_to_reproduce[{i}]", "must be a non-empty string")
         if len(step) > MAX_STEP_LENGTH:
-            raise InvalidArgument(f"steps_to_reproduce[{i}]", f"at most {MAX_STEP_LENGTH} characters")
+            raise InvalidArgument(
+                f"steps_to_reproduce[{i}]", f"at most {MAX_STEP_LENGTH} characters"
+            )
     return list(steps)
 
 
@@ -232,6 +298,8 @@ def _evidence(items: Sequence[Evidence | dict[str, Any]]) -> list[dict[str, Any]
         except ValidationError as exc:
             err = exc.errors()[0]
             loc = ".".join(str(p) for p in err["loc"])
-            raise InvalidArgument(f"evidence[{i}]{'.' + loc if loc else ''}", str(err["msg"])) from None
+            raise InvalidArgument(
+                f"evidence[{i}]{'.' + loc if loc else ''}", str(err["msg"])
+            ) from None
         out.append(ev.model_dump(mode="json", exclude_none=True))
     return out

@@ -1,54 +1,96 @@
-"""Pages of a crawl: discovery (single and bulk, idempotent per URL and session), the
-discovered → crawling → analyzed | error life cycle, and the read models over them.
+"""Pages of a crawl: discovery (idempotent per normalized URL and session, within the session's
+crawl limits), the crawl frontier (leased claims with fencing), and the read models.
 
 Counters live with the data: creating pages raises the session's ``pages_discovered`` by the
 number of rows actually inserted, analysing a page raises ``pages_crawled`` — in the caller's
 transaction, so they can never drift from the rows.
+
+Frontier contract: **at-least-once delivery with fenced completion.** A claim leases pages to
+one worker for ``lease_seconds``; if the worker dies, the lease runs out and the next claim
+hands the page out again (up to ``max_attempts`` leases, then the page becomes ``error``).
+Completion (``mark_analyzed`` / ``mark_error`` with the ``claim_token``) and ``extend_claim``
+succeed only while the token still holds the page, so a stale worker's late write changes
+nothing.
 """
 
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import timedelta
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import ARRAY, Integer, String, bindparam, func, select
+from sqlalchemy import ARRAY, Integer, String, bindparam, case, func, literal, select, update
 from sqlalchemy.dialects.postgresql import UUID, insert
+from sqlalchemy.sql.elements import ColumnElement
 
 from db.enums import BugCategory, BugPriority, PageStatus, SessionStatus
-from db.errors import InvalidArgument, InvalidTransition, NotFound
+from db.errors import InvalidArgument, InvalidTransition, LeaseLost, NotFound, OutOfScope
 from db.models import Bug, CrawlSession, Page
 from db.repositories.base import Repository, check_page_bounds, count_by, counts_from_row
 from db.repositories.sessions import CrawlSessionRepository
 from db.schemas import (
     BulkCreateResult,
+    ClaimResult,
+    CrawlConfig,
     GraphEdge,
     GraphNode,
     NavigationGraph,
     NewPage,
     PageAnalytics,
+    PageClaim,
     PageCreated,
     PageList,
     PagePublic,
     PageRef,
     Pagination,
+    RefusedPage,
 )
+from db.scope import CrawlScope
 
 OPEN_SESSION_STATUSES = (SessionStatus.PENDING, SessionStatus.RUNNING)
 MAX_BULK_PAGES = 10_000
 MAX_GRAPH_NODES = 5_000
+MAX_CLAIM = 100
+DEFAULT_LEASE_SECONDS = 300
+MAX_LEASE_SECONDS = 24 * 3600
+DEFAULT_MAX_ATTEMPTS = 3
+
+
+def _lease(seconds: int) -> ColumnElement[Any]:
+    if not 1 <= seconds <= MAX_LEASE_SECONDS:
+        raise InvalidArgument(
+            "lease_seconds", f"must be between 1 and {MAX_LEASE_SECONDS}, got {seconds}"
+        )
+    return func.now() + literal(timedelta(seconds=seconds))
 
 
 class PageRepository(Repository):
-    async def _require_open_session(self, session_id: uuid.UUID) -> None:
-        status = await self.session.scalar(
-            select(CrawlSession.status).where(CrawlSession.id == session_id)
-        )
-        if status is None:
-            raise NotFound("crawl session", session_id, field="session_id")
-        if status not in OPEN_SESSION_STATUSES:
-            raise InvalidTransition(
-                "crawl session", session_id, "add pages to", status, OPEN_SESSION_STATUSES
+    # --- discovery ---------------------------------------------------------------------
+
+    async def _lock_open_session(self, session_id: uuid.UUID) -> tuple[CrawlScope, int]:
+        """Lock the session row for discovery (``FOR NO KEY UPDATE``: concurrent discovery of
+        one session is serialized, so ``max_pages`` holds exactly; foreign-key checks of other
+        writers are not blocked). Returns its scope and how many more pages it may take."""
+        row = (
+            await self.session.execute(
+                select(
+                    CrawlSession.status,
+                    CrawlSession.base_url,
+                    CrawlSession.config,
+                    CrawlSession.pages_discovered,
+                )
+                .where(CrawlSession.id == session_id)
+                .with_for_update(key_share=True)
             )
+        ).one_or_none()
+        if row is None:
+            raise NotFound("crawl session", session_id, field="session_id")
+        if row.status not in OPEN_SESSION_STATUSES:
+            raise InvalidTransition(
+                "crawl session", session_id, "add pages to", row.status, OPEN_SESSION_STATUSES
+            )
+        config = CrawlConfig.model_validate(row.config)
+        return CrawlScope(row.base_url, config), max(config.max_pages - row.pages_discovered, 0)
 
     async def _require_parent(
         self, session_id: uuid.UUID, parent_ids: Iterable[uuid.UUID | None]
@@ -74,10 +116,13 @@ class PageRepository(Repository):
         depth: int = 0,
         parent_page_id: uuid.UUID | None = None,
     ) -> PageCreated:
-        """Record a discovered URL. Idempotent: a URL already known in the session is returned
-        as it is, with ``created=False``, and is not counted again."""
+        """Record a discovered URL. Idempotent: a URL already known in the session (after
+        normalization) is returned as it is, with ``created=False``, and is not counted again.
+        A URL outside the session's crawl limits raises :class:`OutOfScope`."""
         new = _validate_new_page({"url": url, "depth": depth, "parent_page_id": parent_page_id})
         result = await self.bulk_create([new], session_id=session_id)
+        if result.refused:
+            raise OutOfScope(url, result.refused[0].reason)
         ref = (result.created or result.existing)[0]
         page = await self.get(ref.id)
         return PageCreated(**page.model_dump(), created=bool(result.created))
@@ -89,29 +134,82 @@ class PageRepository(Repository):
         session_id: uuid.UUID | None = None,
     ) -> BulkCreateResult:
         """Insert many discovered pages in one statement (``unnest`` + ``ON CONFLICT DO
-        NOTHING``). Duplicates — in the batch or already stored — are skipped, not errors; the
-        result lists which pages were new and which already known.
+        NOTHING``). URLs are normalized first; duplicates — in the batch or already stored —
+        are skipped, not errors; URLs outside the crawl limits (origin, depth, patterns,
+        ``max_pages``) are refused with the reason. Nothing refused is stored.
 
         All pages belong to one session: ``session_id`` here, or the ``session_id`` key of each
         mapping (as in the architecture notes)."""
         if len(pages) > MAX_BULK_PAGES:
-            raise InvalidArgument("pages", f"at most {MAX_BULK_PAGES} pages per call, got {len(pages)}")
+            raise InvalidArgument(
+                "pages", f"at most {MAX_BULK_PAGES} pages per call, got {len(pages)}"
+            )
         session_id = _single_session(pages, session_id)
-        unique: dict[str, NewPage] = {}
-        for item in pages:
-            new = item if isinstance(item, NewPage) else _validate_new_page(item)
-            unique.setdefault(new.url, new)
-        if not unique:
+        given = [p if isinstance(p, NewPage) else _validate_new_page(p) for p in pages]
+        if not given:
             return BulkCreateResult(created=[], existing=[], created_count=0, existing_count=0)
-        await self._require_open_session(session_id)
-        await self._require_parent(session_id, (p.parent_page_id for p in unique.values()))
+        scope, capacity = await self._lock_open_session(session_id)
 
-        batch = list(unique.values())
-        rows = func.unnest(
-            bindparam("urls", [p.url for p in batch], type_=ARRAY(String)),
-            bindparam("depths", [p.depth for p in batch], type_=ARRAY(Integer)),
-            bindparam("parents", [p.parent_page_id for p in batch], type_=ARRAY(UUID(as_uuid=True))),
-        ).table_valued("url", "depth", "parent_page_id").render_derived()
+        refused: list[RefusedPage] = []
+        candidates: dict[str, NewPage] = {}
+        for page in given:
+            verdict = scope.judge(page.url, page.depth)
+            if verdict.reason is not None:
+                refused.append(RefusedPage(url=page.url, reason=verdict.reason))
+            else:
+                candidates.setdefault(verdict.url, page)
+        await self._require_parent(session_id, (p.parent_page_id for p in candidates.values()))
+
+        known = await self._existing(session_id, list(candidates))
+        fresh = [url for url in candidates if url not in known]
+        for url in fresh[capacity:]:
+            refused.append(
+                RefusedPage(url=candidates[url].url, reason="the session reached its max_pages")
+            )
+        created = await self._insert(session_id, {url: candidates[url] for url in fresh[:capacity]})
+        # Rows another writer inserted between our look-up and insert count as existing.
+        late = [url for url in fresh[:capacity] if url not in {r.url for r in created}]
+        known.update(await self._existing(session_id, late))
+        if created:
+            await CrawlSessionRepository(self.session).increment_pages_discovered(
+                session_id, len(created)
+            )
+        existing = [PageRef(id=known[url], url=url) for url in candidates if url in known]
+        return BulkCreateResult(
+            created=created,
+            existing=existing,
+            refused=refused,
+            created_count=len(created),
+            existing_count=len(existing),
+            refused_count=len(refused),
+        )
+
+    async def _existing(self, session_id: uuid.UUID, urls: list[str]) -> dict[str, uuid.UUID]:
+        if not urls:
+            return {}
+        rows = await self.session.execute(
+            select(Page.url, Page.id).where(
+                Page.session_id == session_id,
+                Page.url == func.any(bindparam("urls", urls, type_=ARRAY(String))),
+            )
+        )
+        return {r.url: r.id for r in rows}
+
+    async def _insert(self, session_id: uuid.UUID, batch: dict[str, NewPage]) -> list[PageRef]:
+        if not batch:
+            return []
+        pages = list(batch.values())
+        rows = (
+            func.unnest(
+                bindparam("urls", list(batch), type_=ARRAY(String)),
+                bindparam("depths", [p.depth for p in pages], type_=ARRAY(Integer)),
+                bindparam(
+                    "parents", [p.parent_page_id for p in pages], type_=ARRAY(UUID(as_uuid=True))
+                ),
+            )
+            .table_valued("url", "depth", "parent_page_id")
+            .render_derived()
+        )
         source = select(
             bindparam("session_id", session_id, type_=UUID(as_uuid=True)),
             rows.c.url,
@@ -124,26 +222,9 @@ class PageRepository(Repository):
             .on_conflict_do_nothing(index_elements=["url", "session_id"])
             .returning(Page.id, Page.url)
         )
-        created = [PageRef(id=r.id, url=r.url) for r in (await self.session.execute(stmt)).all()]
-        created_urls = {ref.url for ref in created}
-        existing: list[PageRef] = []
-        known = [url for url in unique if url not in created_urls]
-        if known:
-            found = await self.session.execute(
-                select(Page.id, Page.url).where(Page.session_id == session_id, Page.url.in_(known))
-            )
-            by_url = {r.url: r.id for r in found}
-            existing = [PageRef(id=by_url[url], url=url) for url in known if url in by_url]
-        if created:
-            await CrawlSessionRepository(self.session).increment_pages_discovered(
-                session_id, len(created)
-            )
-        return BulkCreateResult(
-            created=created,
-            existing=existing,
-            created_count=len(created),
-            existing_count=len(existing),
-        )
+        return [PageRef(id=r.id, url=r.url) for r in (await self.session.execute(stmt)).all()]
+
+    # --- reads ---------------------------------------------------------------------------
 
     async def get(self, page_id: uuid.UUID) -> PagePublic:
         row = await self.session.get(Page, page_id, populate_existing=True)
@@ -151,16 +232,228 @@ class PageRepository(Repository):
             raise NotFound("page", page_id)
         return PagePublic.model_validate(row)
 
-    async def mark_crawling(self, page_id: uuid.UUID) -> PagePublic:
-        """discovered → crawling (compare-and-set: only one caller can win a page)."""
+    async def _require_session(self, session_id: uuid.UUID) -> None:
+        found = await self.session.scalar(
+            select(CrawlSession.id).where(CrawlSession.id == session_id)
+        )
+        if found is None:
+            raise NotFound("crawl session", session_id, field="session_id")
+
+    async def get_pages_to_crawl(self, session_id: uuid.UUID, limit: int = 10) -> PageList:
+        """A read-only look at the frontier: discovered pages, shallowest first, then oldest.
+        Reserves nothing — ``claim_pages_to_crawl`` does."""
+        check_page_bounds(0, limit)
+        await self._require_session(session_id)
+        where = (Page.session_id == session_id, Page.status == PageStatus.DISCOVERED)
+        total = await self.session.scalar(select(func.count()).select_from(Page).where(*where))
+        rows = (
+            await self.session.scalars(
+                select(Page)
+                .where(*where)
+                .order_by(Page.depth, Page.discovered_at, Page.id)
+                .limit(limit)
+            )
+        ).all()
+        items = [PagePublic.model_validate(r) for r in rows]
+        page = Pagination.of(int(total or 0), 0, limit, len(items))
+        return PageList(items=items, **page.model_dump())
+
+    # --- the frontier ----------------------------------------------------------------------
+
+    async def claim_pages_to_crawl(
+        self,
+        session_id: uuid.UUID,
+        limit: int = 10,
+        lease_seconds: int = DEFAULT_LEASE_SECONDS,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+    ) -> ClaimResult:
+        """Atomically lease up to ``limit`` discovered pages (shallowest first, then oldest)
+        to the caller, each with its own ``claim_token``.
+
+        First, expired leases of the session go back to the frontier (or to ``error`` once
+        ``max_attempts`` leases were handed out). Then one ``UPDATE … FROM (SELECT … FOR
+        UPDATE SKIP LOCKED)`` takes the pages: concurrent callers never receive the same page
+        and never wait for each other. The select is served by the partial index
+        ``ix_pages_frontier``, so its cost does not grow with the number of pages."""
+        if not 1 <= limit <= MAX_CLAIM:
+            raise InvalidArgument("limit", f"must be between 1 and {MAX_CLAIM}, got {limit}")
+        if max_attempts < 1:
+            raise InvalidArgument("max_attempts", f"must be 1 or more, got {max_attempts}")
+        lease_until = _lease(lease_seconds)
+        status = await self.session.scalar(
+            select(CrawlSession.status).where(CrawlSession.id == session_id)
+        )
+        if status is None:
+            raise NotFound("crawl session", session_id, field="session_id")
+        if status not in OPEN_SESSION_STATUSES:
+            raise InvalidTransition(
+                "crawl session", session_id, "claim pages of", status, OPEN_SESSION_STATUSES
+            )
+        requeued, gave_up = await self._reap_expired(session_id, max_attempts)
+        picked = (
+            select(Page.id)
+            .where(Page.session_id == session_id, Page.status == PageStatus.DISCOVERED)
+            .order_by(Page.depth, Page.discovered_at, Page.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+            .cte("picked")
+        )
+        stmt = (
+            update(Page)
+            .where(Page.id == picked.c.id)
+            .values(
+                status=PageStatus.CRAWLING,
+                claim_token=func.gen_random_uuid(),
+                claimed_at=func.now(),
+                lease_expires_at=lease_until,
+                attempts=Page.attempts + 1,
+            )
+            .returning(Page)
+            .execution_options(synchronize_session=False, populate_existing=True)
+        )
+        rows = (await self.session.scalars(stmt)).all()
+        rows = sorted(rows, key=lambda r: (r.depth, r.discovered_at, str(r.id)))
+        remaining = await self.session.scalar(
+            select(func.count())
+            .select_from(Page)
+            .where(Page.session_id == session_id, Page.status == PageStatus.DISCOVERED)
+        )
+        return ClaimResult(
+            items=[PageClaim.model_validate(r) for r in rows],
+            lease_seconds=lease_seconds,
+            remaining=int(remaining or 0),
+            requeued=requeued,
+            gave_up=gave_up,
+        )
+
+    async def _reap_expired(self, session_id: uuid.UUID, max_attempts: int) -> tuple[int, int]:
+        """Expired leases of the session: back to ``discovered``, or ``error`` when the retry
+        budget is spent. Skips rows another transaction holds (it is reaping them)."""
+        expired = (
+            select(Page.id)
+            .where(
+                Page.session_id == session_id,
+                Page.status == PageStatus.CRAWLING,
+                Page.lease_expires_at < func.now(),
+            )
+            .with_for_update(skip_locked=True)
+            .cte("expired")
+        )
+        spent = Page.attempts >= max_attempts
+        stmt = (
+            update(Page)
+            .where(Page.id == expired.c.id)
+            .values(
+                status=case((spent, PageStatus.ERROR.value), else_=PageStatus.DISCOVERED.value),
+                error_message=case(
+                    (
+                        spent,
+                        func.format(
+                            "gave up after %s attempts: the lease expired each time (the "
+                            "worker died or took longer than lease_seconds)",
+                            Page.attempts,
+                        ),
+                    ),
+                    else_=Page.error_message,
+                ),
+                crawled_at=case((spent, func.now()), else_=None),
+                claim_token=None,
+                claimed_at=None,
+                lease_expires_at=None,
+            )
+            .returning(Page.status)
+            .execution_options(synchronize_session=False)
+        )
+        statuses = (await self.session.scalars(stmt)).all()
+        gave_up = sum(1 for s in statuses if s == PageStatus.ERROR)
+        return len(statuses) - gave_up, gave_up
+
+    async def mark_crawling(
+        self, page_id: uuid.UUID, lease_seconds: int = DEFAULT_LEASE_SECONDS
+    ) -> PageClaim:
+        """Take one discovered page (compare-and-set discovered → crawling): only one caller
+        can win a page. Returns it with a ``claim_token`` and a lease, like a claim."""
         row = await self._transition(
             Page,
             page_id,
             action="mark crawling",
             allowed_from=[PageStatus.DISCOVERED],
-            values={"status": PageStatus.CRAWLING},
+            values={
+                "status": PageStatus.CRAWLING,
+                "claim_token": func.gen_random_uuid(),
+                "claimed_at": func.now(),
+                "lease_expires_at": _lease(lease_seconds),
+                "attempts": Page.attempts + 1,
+            },
         )
-        return PagePublic.model_validate(row)
+        return PageClaim.model_validate(row)
+
+    async def extend_claim(
+        self,
+        page_id: uuid.UUID,
+        claim_token: uuid.UUID,
+        lease_seconds: int = DEFAULT_LEASE_SECONDS,
+    ) -> PageClaim:
+        """Heartbeat: renew the lease to ``lease_seconds`` from now, if ``claim_token`` still
+        holds the page. A slow but live worker is not overtaken."""
+        lease_until = _lease(lease_seconds)
+        row = (
+            await self.session.scalars(
+                update(Page)
+                .where(
+                    Page.id == page_id,
+                    Page.status == PageStatus.CRAWLING,
+                    Page.claim_token == claim_token,
+                )
+                .values(lease_expires_at=lease_until)
+                .returning(Page)
+                .execution_options(populate_existing=True)
+            )
+        ).one_or_none()
+        if row is None:
+            await self._raise_lease_lost(page_id)
+        return PageClaim.model_validate(row)
+
+    async def _raise_lease_lost(self, page_id: uuid.UUID) -> None:
+        status = await self.session.scalar(select(Page.status).where(Page.id == page_id))
+        if status is None:
+            raise NotFound("page", page_id)
+        if status == PageStatus.CRAWLING:
+            raise LeaseLost(page_id, "another worker holds it now (your lease expired)")
+        raise LeaseLost(page_id, f"it is '{status}' now (your lease expired or it was finished)")
+
+    async def _finish(
+        self,
+        page_id: uuid.UUID,
+        claim_token: uuid.UUID | None,
+        *,
+        action: str,
+        allowed_from: list[PageStatus],
+        values: dict[str, Any],
+    ) -> Page:
+        """A fenced transition out of the frontier: with a token, only its holder may finish."""
+        finished = {**values, "claim_token": None, "lease_expires_at": None}
+        if claim_token is None:
+            return await self._transition(
+                Page, page_id, action=action, allowed_from=allowed_from, values=finished
+            )
+        row = (
+            await self.session.scalars(
+                update(Page)
+                .where(
+                    Page.id == page_id,
+                    Page.status == PageStatus.CRAWLING,
+                    Page.claim_token == claim_token,
+                )
+                .values(**finished)
+                .returning(Page)
+                .execution_options(populate_existing=True)
+            )
+        ).one_or_none()
+        if row is None:
+            await self._raise_lease_lost(page_id)
+        assert row is not None
+        return row
 
     async def mark_analyzed(
         self,
@@ -172,12 +465,14 @@ class PageRepository(Repository):
         status_code: int | None = None,
         content_type: str | None = None,
         content_length: int | None = None,
+        claim_token: uuid.UUID | None = None,
     ) -> PagePublic:
         """crawling → analyzed; stores the analysis and raises the session's
-        ``pages_crawled`` by one in the same transaction."""
-        row = await self._transition(
-            Page,
+        ``pages_crawled`` by one in the same transaction. With ``claim_token`` the write is
+        fenced: refused (:class:`LeaseLost`) unless the token still holds the page."""
+        row = await self._finish(
             page_id,
+            claim_token,
             action="mark analyzed",
             allowed_from=[PageStatus.CRAWLING],
             values={
@@ -196,50 +491,37 @@ class PageRepository(Repository):
         await CrawlSessionRepository(self.session).increment_pages_crawled(row.session_id)
         return PagePublic.model_validate(row)
 
-    async def mark_error(self, page_id: uuid.UUID, error_message: str) -> PagePublic:
-        """discovered | crawling → error, with the reason (e.g. a timeout or a 5xx)."""
-        row = await self._transition(
-            Page,
+    async def mark_error(
+        self, page_id: uuid.UUID, error_message: str, claim_token: uuid.UUID | None = None
+    ) -> PagePublic:
+        """discovered | crawling → error, with the reason (e.g. a timeout or a 5xx); fenced
+        like ``mark_analyzed`` when ``claim_token`` is given."""
+        row = await self._finish(
             page_id,
+            claim_token,
             action="mark error",
             allowed_from=[PageStatus.DISCOVERED, PageStatus.CRAWLING],
-            values={"status": PageStatus.ERROR, "error_message": error_message, "crawled_at": func.now()},
+            values={
+                "status": PageStatus.ERROR,
+                "error_message": error_message,
+                "crawled_at": func.now(),
+            },
         )
         return PagePublic.model_validate(row)
 
-    async def get_pages_to_crawl(self, session_id: uuid.UUID, limit: int = 10) -> PageList:
-        """A read-only look at the frontier: discovered pages, shallowest first, then oldest."""
-        check_page_bounds(0, limit)
-        await self._require_session(session_id)
-        where = (Page.session_id == session_id, Page.status == PageStatus.DISCOVERED)
-        total = await self.session.scalar(select(func.count()).select_from(Page).where(*where))
-        rows = (
-            await self.session.scalars(
-                select(Page)
-                .where(*where)
-                .order_by(Page.depth, Page.discovered_at, Page.id)
-                .limit(limit)
-            )
-        ).all()
-        items = [PagePublic.model_validate(r) for r in rows]
-        return PageList(items=items, **Pagination.of(int(total or 0), 0, limit, len(items)).model_dump())
-
-    async def _require_session(self, session_id: uuid.UUID) -> None:
-        if await self.session.scalar(select(CrawlSession.id).where(CrawlSession.id == session_id)) is None:
-            raise NotFound("crawl session", session_id, field="session_id")
+    # --- analytics -----------------------------------------------------------------------
 
     async def get_page_analytics(self, page_id: uuid.UUID) -> PageAnalytics:
         """The page, its bugs by priority and category, its children and its timing."""
         page = await self.get(page_id)
         priorities = [p.value for p in BugPriority]
         categories = [c.value for c in BugCategory]
-        bug_counts = (
-            await self.session.execute(
-                select(
-                    *count_by(Bug.priority, priorities), *count_by(Bug.category, categories)
-                ).where(Bug.page_id == page_id)
+        result = await self.session.execute(
+            select(*count_by(Bug.priority, priorities), *count_by(Bug.category, categories)).where(
+                Bug.page_id == page_id
             )
-        ).one()._mapping
+        )
+        bug_counts = result.one()._mapping
         children = await self.session.scalar(
             select(func.count()).select_from(Page).where(Page.parent_page_id == page_id)
         )
@@ -265,7 +547,9 @@ class PageRepository(Repository):
         """Pages as nodes and parent → child links as edges, shallowest ``max_nodes`` pages
         first; ``truncated`` says when the session has more."""
         if not 1 <= max_nodes <= MAX_GRAPH_NODES:
-            raise InvalidArgument("max_nodes", f"must be between 1 and {MAX_GRAPH_NODES}, got {max_nodes}")
+            raise InvalidArgument(
+                "max_nodes", f"must be between 1 and {MAX_GRAPH_NODES}, got {max_nodes}"
+            )
         await self._require_session(session_id)
         total = await self.session.scalar(
             select(func.count()).select_from(Page).where(Page.session_id == session_id)
@@ -279,7 +563,10 @@ class PageRepository(Repository):
             )
         ).all()
         ids = {r.id for r in rows}
-        nodes = [GraphNode(id=r.id, url=r.url, title=r.title, depth=r.depth, status=r.status) for r in rows]
+        nodes = [
+            GraphNode(id=r.id, url=r.url, title=r.title, depth=r.depth, status=r.status)
+            for r in rows
+        ]
         edges = [
             GraphEdge(source=r.parent_page_id, target=r.id)
             for r in rows
@@ -308,7 +595,11 @@ def _validate_new_page(data: Mapping[str, Any]) -> NewPage:
 def _single_session(
     pages: Sequence[NewPage | Mapping[str, Any]], session_id: uuid.UUID | None
 ) -> uuid.UUID:
-    ids = {uuid.UUID(str(p["session_id"])) for p in pages if isinstance(p, Mapping) and p.get("session_id")}
+    ids = {
+        uuid.UUID(str(p["session_id"]))
+        for p in pages
+        if isinstance(p, Mapping) and p.get("session_id")
+    }
     if session_id is not None:
         ids.add(session_id)
     if len(ids) != 1:

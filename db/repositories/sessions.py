@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from sqlalchemy import func, select, true, update
 
 from db.enums import BugPriority, PageStatus, SessionStatus
-from db.errors import InvalidArgument, NotFound
+from db.errors import Conflict, InvalidArgument, NotFound
 from db.models import Bug, CrawlSession, Page
 from db.repositories.base import Repository, check_page_bounds, count_by, counts_from_row
 from db.schemas import (
@@ -20,6 +20,8 @@ from db.schemas import (
     Pagination,
     SessionStatistics,
 )
+from db.scope import CrawlScope
+from db.urls import InvalidUrl
 
 MAX_COST_PER_CALL = Decimal("10000")
 
@@ -36,6 +38,10 @@ class CrawlSessionRepository(Repository):
                 crawl_config = CrawlConfig.model_validate(dict(config or {}))
             except ValidationError as exc:
                 raise InvalidArgument("config", _first_error(exc)) from None
+        try:
+            base_url = CrawlScope(base_url, crawl_config).normalize(base_url)
+        except InvalidUrl as exc:
+            raise InvalidArgument("base_url", str(exc)) from None
         row = CrawlSession(base_url=base_url, config=crawl_config.to_storage())
         self.session.add(row)
         await self.session.flush()
@@ -61,7 +67,7 @@ class CrawlSessionRepository(Repository):
     ) -> CrawlSessionList:
         """Sessions, newest first, optionally of one status; bounded by ``limit`` ≤ 100."""
         check_page_bounds(skip, limit)
-        filters = [] if status is None else [CrawlSession.status == SessionStatus(status)]
+        filters = [] if status is None else [CrawlSession.status == _session_status(status)]
         total = await self.session.scalar(
             select(func.count()).select_from(CrawlSession).where(*filters)
         )
@@ -90,9 +96,31 @@ class CrawlSessionRepository(Repository):
         return CrawlSessionPublic.model_validate(row)
 
     async def complete_session(
-        self, session_id: uuid.UUID, success: bool = True, error_message: str | None = None
+        self,
+        session_id: uuid.UUID,
+        success: bool = True,
+        error_message: str | None = None,
+        force: bool = False,
     ) -> CrawlSessionPublic:
-        """running → completed (``success``), or pending | running → failed (with the error)."""
+        """running → completed (``success``), or pending | running → failed (with the error).
+
+        Refused (:class:`Conflict`) while a worker still holds a live lease on a page of the
+        session, unless ``force``. On completion every page still in ``crawling`` becomes
+        ``error`` (its lease can no longer be honoured), so no page is left in flight."""
+        leased = await self.session.scalar(
+            select(func.count())
+            .select_from(Page)
+            .where(
+                Page.session_id == session_id,
+                Page.status == PageStatus.CRAWLING,
+                Page.lease_expires_at > func.now(),
+            )
+        )
+        if leased and not force:
+            raise Conflict(
+                f"cannot complete crawl session {session_id}: {leased} page(s) are still leased "
+                "to workers; wait for them to finish, or pass force=true to stop them"
+            )
         if success:
             target, allowed = SessionStatus.COMPLETED, [SessionStatus.RUNNING]
         else:
@@ -107,6 +135,18 @@ class CrawlSessionRepository(Repository):
                 "completed_at": func.now(),
                 "error_message": None if success else error_message,
             },
+        )
+        await self.session.execute(
+            update(Page)
+            .where(Page.session_id == session_id, Page.status == PageStatus.CRAWLING)
+            .values(
+                status=PageStatus.ERROR,
+                error_message="the crawl session ended while the page was being crawled",
+                crawled_at=func.now(),
+                claim_token=None,
+                lease_expires_at=None,
+            )
+            .execution_options(synchronize_session=False)
         )
         return CrawlSessionPublic.model_validate(row)
 
@@ -146,7 +186,12 @@ class CrawlSessionRepository(Repository):
         page_values = [s.value for s in PageStatus]
         priority_values = [p.value for p in BugPriority]
         pages = (
-            select(*count_by(Page.status, page_values))
+            select(
+                *count_by(Page.status, page_values),
+                func.count()
+                .filter(Page.status == PageStatus.CRAWLING, Page.lease_expires_at > func.now())
+                .label("pages_leased"),
+            )
             .where(Page.session_id == session_id)
             .subquery()
         )
@@ -180,11 +225,20 @@ class CrawlSessionRepository(Repository):
             pages_total=pages_total,
             pages_by_status=by_status,  # type: ignore[arg-type]
             crawl_progress=round(finished / pages_total, 4) if pages_total else 0.0,
+            pages_leased=int(row["pages_leased"]),
             bugs_total=sum(by_priority.values()),
             bugs_by_priority=by_priority,  # type: ignore[arg-type]
             total_cost=session.total_cost,
             duration_seconds=None if row["duration"] is None else float(row["duration"]),
         )
+
+
+def _session_status(value: object) -> SessionStatus:
+    try:
+        return SessionStatus(value)
+    except ValueError:
+        allowed = ", ".join(m.value for m in SessionStatus)
+        raise InvalidArgument("status", f"{value!r} is not one of: {allowed}") from None
 
 
 def _non_negative(field: str, value: int) -> int:
