@@ -4,6 +4,7 @@ one error boundary and one output format around every tool call."""
 import json
 import logging
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from mcp.server.mcpserver import Context, MCPServer
@@ -11,6 +12,7 @@ from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 from mcp.types import CallToolResult, InputRequiredResult, TextContent
 
 from bughive_mcp.errors import INTERNAL_ERROR, to_tool_error
+from bughive_mcp.schema_budget import compact_schema, minimal_output_schema
 from bughive_mcp.settings import ServerSettings
 from bughive_mcp.state import AppState, make_lifespan
 from bughive_mcp.tools import catalog
@@ -41,6 +43,8 @@ class BugHiveServer(MCPServer[AppState]):
         """Every tool call passes here:
 
         - unknown argument names are refused (not silently ignored);
+        - NUL characters are refused, naming where they are (PostgreSQL text and JSON cannot
+          store them: without this they failed as an internal error that said "retry");
         - domain and validation errors become clear ``isError`` results naming the field;
         - any other failure is logged with its traceback and reported generically;
         - the text block is compact JSON of the structured result (not pretty-printed).
@@ -49,6 +53,7 @@ class BugHiveServer(MCPServer[AppState]):
         outcome = "error"
         try:
             self._refuse_unknown_arguments(name, arguments)
+            _refuse_nul_characters(name, arguments)
             try:
                 result = await super().call_tool(name, arguments, context)
             except ToolError as exc:
@@ -85,6 +90,34 @@ class BugHiveServer(MCPServer[AppState]):
             )
 
 
+def _refuse_nul_characters(name: str, arguments: dict[str, Any]) -> None:
+    found = sorted(set(_nul_paths(arguments, "")))
+    if found:
+        listed = "; ".join(f"'{path}' must not contain NUL (\\u0000) characters" for path in found)
+        noun = "argument" if len(found) == 1 else "arguments"
+        raise ToolError(
+            f"Error executing tool {name}: {len(found)} invalid {noun}: {listed}; "
+            "remove them and call again"
+        )
+
+
+def _nul_paths(value: Any, path: str) -> Iterator[str]:
+    """Where ``value`` holds a NUL character, as ``field.key.0`` paths (keys included)."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            yield path
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            inner = f"{path}.{key}" if path else str(key)
+            inner = inner.replace("\x00", "\\u0000")
+            if "\x00" in str(key):
+                yield inner
+            yield from _nul_paths(item, inner)
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            yield from _nul_paths(item, f"{path}.{index}")
+
+
 def _compact(result: CallToolResult | InputRequiredResult) -> CallToolResult | InputRequiredResult:
     if isinstance(result, CallToolResult) and result.structured_content is not None:
         text = json.dumps(result.structured_content, separators=(",", ":"), ensure_ascii=False)
@@ -111,6 +144,13 @@ def build_server(
         )
         registered = server._tool_manager.get_tool(spec.name)
         if registered is not None:
+            registered.parameters = compact_schema(registered.parameters, keep_docs=True)
             # Tell clients up front that unknown arguments are refused.
             registered.parameters["additionalProperties"] = False
+            if registered.output_schema is not None:
+                registered.output_schema = (
+                    compact_schema(registered.output_schema, keep_docs=True)
+                    if settings.output_schemas == "full"
+                    else minimal_output_schema(registered.output_schema)
+                )
     return server

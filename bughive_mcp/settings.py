@@ -33,6 +33,11 @@ class ServerSettings(BaseSettings):
         default=True, description="Bring the schema to the newest revision on start."
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    output_schemas: Literal["compact", "full"] = Field(
+        default="compact",
+        description="compact keeps tools/list small for agents; full gives typed clients "
+        "complete output schemas.",
+    )
     max_attempts: int = Field(
         default=3, ge=1, le=100, description="Leases a page gets before it is set to error."
     )

@@ -6,12 +6,10 @@ from typing import Annotated
 
 from pydantic import Field
 
-SessionId = Annotated[
-    uuid.UUID, Field(description="Crawl session id (returned by create_session).")
-]
-PageId = Annotated[uuid.UUID, Field(description="Page id (returned by create_page / claims).")]
-BugId = Annotated[uuid.UUID, Field(description="Bug id (returned by create_bug).")]
-Limit = Annotated[int, Field(ge=1, le=100, description="Maximum items to return (1-100).")]
+SessionId = Annotated[uuid.UUID, Field(description="Crawl session id.")]
+PageId = Annotated[uuid.UUID, Field()]
+BugId = Annotated[uuid.UUID, Field()]
+Limit = Annotated[int, Field(ge=1, le=100)]
 Skip = Annotated[
     int, Field(ge=0, le=10_000_000, description="Items to skip; pass the previous next_skip.")
 ]

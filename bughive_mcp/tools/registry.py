@@ -50,7 +50,6 @@ class ToolCatalog:
         idempotent: bool = False,
     ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         annotations = ToolAnnotations(
-            title=title,
             read_only_hint=read_only,
             destructive_hint=destructive,
             idempotent_hint=idempotent or read_only,
