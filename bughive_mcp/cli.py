@@ -41,6 +41,10 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="HTTP bind address (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="HTTP port (default 8000)")
     serve.add_argument("--stateless", action="store_true", help="stateless streamable HTTP")
+    serve.add_argument("--toolsets", help="comma-separated: sessions,frontier,bugs,reporting,all")
+    serve.add_argument("--tools", help="comma-separated tool names to add")
+    serve.add_argument("--exclude-tools", help="comma-separated tool names to hide")
+    serve.add_argument("--read-only", action="store_true", help="only read-only tools")
     sub.add_parser("migrate", help="bring the database schema to the newest revision")
     doctor = sub.add_parser("doctor", help="check settings, database and schema")
     doctor.add_argument("--json", action="store_true", help="machine-readable output")
@@ -49,19 +53,26 @@ def _parser() -> argparse.ArgumentParser:
 
 def _server_settings(args: argparse.Namespace) -> ServerSettings:
     overrides: dict[str, Any] = {}
-    for key in ("transport", "host", "port"):
+    for key in ("transport", "host", "port", "toolsets", "tools", "exclude_tools"):
         value = getattr(args, key, None)
         if value is not None:
             overrides[key] = value
     if getattr(args, "stateless", False):
         overrides["stateless_http"] = True
+    if getattr(args, "read_only", False):
+        overrides["read_only"] = True
     return ServerSettings(**overrides)
 
 
 def serve(settings: ServerSettings) -> int:
     from bughive_mcp.server import build_server
+    from bughive_mcp.toolsets import ToolSelectionError
 
-    server = build_server(settings, DatabaseConfig())
+    try:
+        server = build_server(settings, DatabaseConfig())
+    except ToolSelectionError as exc:
+        log.error("%s", exc)
+        return 2
     if settings.transport == "stdio":
         anyio.run(server.run_stdio_async)
         return 0

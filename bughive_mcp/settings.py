@@ -1,10 +1,10 @@
 """Server settings (``BUGHIVE_*`` environment variables); database settings live in
 ``db.config.DatabaseConfig``. The README's settings table lists both."""
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
@@ -18,11 +18,11 @@ class ServerSettings(BaseSettings):
     auth_token: SecretStr | None = Field(
         default=None, description="Bearer token required by the HTTP transport."
     )
-    allowed_origins: list[str] = Field(
+    allowed_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="Extra browser origins allowed to call the HTTP transport (DNS-rebinding guard).",
     )
-    allowed_hosts: list[str] = Field(
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Extra Host header values accepted by the HTTP transport."
     )
     max_request_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
@@ -38,9 +38,31 @@ class ServerSettings(BaseSettings):
         description="compact keeps tools/list small for agents; full gives typed clients "
         "complete output schemas.",
     )
+    toolsets: Annotated[list[str] | None, NoDecode] = Field(
+        default=None,
+        description="Comma-separated toolsets: sessions, frontier, bugs, reporting, all.",
+    )
+    tools: Annotated[list[str] | None, NoDecode] = Field(
+        default=None, description="Comma-separated tool names, added to the toolsets."
+    )
+    exclude_tools: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Comma-separated tool names never exposed."
+    )
+    read_only: bool = Field(
+        default=False, description="Only read-only tools; database sessions are read-only too."
+    )
     max_attempts: int = Field(
         default=3, ge=1, le=100, description="Leases a page gets before it is set to error."
     )
+
+    @field_validator(
+        "toolsets", "tools", "exclude_tools", "allowed_origins", "allowed_hosts", mode="before"
+    )
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
 
     @property
     def is_loopback(self) -> bool:

@@ -32,10 +32,15 @@ def make_lifespan(
 ) -> Callable[[MCPServer[AppState]], AbstractAsyncContextManager[AppState]]:
     @asynccontextmanager
     async def lifespan(server: MCPServer[AppState]) -> AsyncIterator[AppState]:
+        # Read-only mode is enforced twice: write tools are not exposed, and every database
+        # transaction is READ ONLY, so not even a bug in a read tool can write.
+        config = (
+            db_config.model_copy(update={"read_only": True}) if settings.read_only else db_config
+        )
         # Starting an embedded PostgreSQL blocks for about a second: keep it off the loop.
-        db = await anyio.to_thread.run_sync(Database, db_config)
+        db = await anyio.to_thread.run_sync(Database, config)
         try:
-            if settings.auto_migrate:
+            if settings.auto_migrate and not settings.read_only:
                 await db.init_db()
             log.info("database ready at %r (schema %s)", db, await db.schema_revision())
             yield AppState(db=db, settings=settings)

@@ -33,7 +33,12 @@ class DatabaseConfig(BaseSettings):
     """Connection and pool settings. Defaults are the production ones of the architecture notes."""
 
     model_config = SettingsConfigDict(
-        env_prefix="BUGHIVE_DB_", env_file=".env", extra="ignore", populate_by_name=True
+        env_prefix="BUGHIVE_DB_",
+        env_file=".env",
+        extra="ignore",
+        populate_by_name=True,
+        # A refused value would otherwise be echoed in the error, password included.
+        hide_input_in_errors=True,
     )
 
     database_url: SecretStr | None = Field(
@@ -51,6 +56,10 @@ class DatabaseConfig(BaseSettings):
         default=30_000, ge=0, description="Upper bound for every statement (0 = no limit)."
     )
     connect_timeout: float = Field(default=10.0, gt=0)
+    read_only: bool = Field(
+        default=False,
+        description="Open every transaction READ ONLY (default_transaction_read_only=on).",
+    )
     testing: bool = Field(
         default=False,
         validation_alias=AliasChoices("testing", "TESTING"),

@@ -12,7 +12,12 @@ from typing import Any
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import text
 from sqlalchemy.engine import URL, Connection
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 from sqlalchemy.pool import NullPool
 
 from db import schema_version
@@ -63,6 +68,8 @@ class Database:
         self.config = config or DatabaseConfig()
         self.url = url or resolve_url(self.config)
         server_settings = {"application_name": APPLICATION_NAME}
+        if self.config.read_only:
+            server_settings["default_transaction_read_only"] = "on"
         if self.config.statement_timeout_ms:
             server_settings["statement_timeout"] = str(self.config.statement_timeout_ms)
         engine_args: dict[str, Any] = {
