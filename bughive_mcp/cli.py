@@ -46,6 +46,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--exclude-tools", help="comma-separated tool names to hide")
     serve.add_argument("--read-only", action="store_true", help="only read-only tools")
     sub.add_parser("migrate", help="bring the database schema to the newest revision")
+    report = sub.add_parser("report", help="print the Markdown report of a crawl session")
+    report.add_argument("session_id", help="the crawl session's id")
     doctor = sub.add_parser("doctor", help="check settings, database and schema")
     doctor.add_argument("--json", action="store_true", help="machine-readable output")
     return parser
@@ -149,6 +151,35 @@ async def _doctor() -> dict[str, Any]:
     return report
 
 
+async def _report(session_id: str) -> str:
+    import uuid
+
+    from bughive_mcp.report import build_report, render_markdown
+    from db.database import Database
+
+    db = await anyio.to_thread.run_sync(Database, DatabaseConfig())
+    try:
+        async with db.session() as session:
+            return render_markdown(await build_report(session, uuid.UUID(session_id)))
+    finally:
+        await db.close()
+
+
+def report(session_id: str) -> int:
+    from db.errors import DomainError
+
+    try:
+        text = anyio.run(_report, session_id)
+    except ValueError:
+        log.error("%r is not a session id (a UUID)", session_id)
+        return 2
+    except DomainError as exc:
+        log.error("%s", exc)
+        return 1
+    print(text, end="")  # noqa: T201 - the report is this command's output
+    return 0
+
+
 def doctor(as_json: bool) -> int:
     report = anyio.run(_doctor)
     if as_json:
@@ -170,6 +201,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         revision = anyio.run(_migrate)
         log.info("schema at revision %s", revision)
         return 0
+    if command == "report":
+        return report(args.session_id)
     return doctor(args.json)
 
 

@@ -12,6 +12,8 @@ from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 from mcp.types import CallToolResult, InputRequiredResult, TextContent
 
 from bughive_mcp.errors import INTERNAL_ERROR, to_tool_error
+from bughive_mcp.prompts import register_prompts
+from bughive_mcp.resources import register_resources
 from bughive_mcp.schema_budget import compact_schema, minimal_output_schema
 from bughive_mcp.settings import ServerSettings
 from bughive_mcp.state import AppState, make_lifespan
@@ -169,4 +171,6 @@ def build_server(
                     if settings.output_schemas == "full"
                     else minimal_output_schema(registered.output_schema)
                 )
+    register_resources(server)
+    register_prompts(server)
     return server

@@ -323,6 +323,20 @@ class PageAnalytics(BaseModel):
     )
 
 
+class ReportBug(BaseModel):
+    """One line of a session report's bug table."""
+
+    id: uuid.UUID
+    title: str
+    category: BugCategory
+    priority: BugPriority
+    status: BugStatus
+    confidence: float
+    occurrences: int
+    page_url: str
+    linear_issue_url: str | None
+
+
 class GraphNode(BaseModel):
     id: uuid.UUID
     url: str

@@ -16,7 +16,15 @@ from db.fingerprint import bug_fingerprint
 from db.models import Bug, BugOccurrence, CrawlSession, Page
 from db.repositories.base import Repository, check_page_bounds, count_by, counts_from_row
 from db.repositories.sessions import CrawlSessionRepository
-from db.schemas import BugFiled, BugList, BugPublic, BugStatistics, Evidence, Pagination
+from db.schemas import (
+    BugFiled,
+    BugList,
+    BugPublic,
+    BugStatistics,
+    Evidence,
+    Pagination,
+    ReportBug,
+)
 
 MAX_STEPS = 50
 MAX_STEP_LENGTH = 1_000
@@ -221,6 +229,33 @@ class BugRepository(Repository):
         if category is not None:
             where.append(Bug.category == _enum_value("category", BugCategory, category))
         return await self._list(where, [PRIORITY_RANK, Bug.created_at], skip, limit)
+
+    async def get_report_rows(
+        self, session_id: uuid.UUID, limit: int = 200
+    ) -> tuple[list[ReportBug], int]:
+        """The session's bugs that are not dismissed, most urgent first, each with the URL
+        of the page it was first found on (one joined query); and how many there are in all."""
+        await self._require_session(session_id)
+        where = (Bug.session_id == session_id, Bug.status != BugStatus.DISMISSED)
+        total = await self.session.scalar(select(func.count()).select_from(Bug).where(*where))
+        rows = await self.session.execute(
+            select(
+                Bug.id,
+                Bug.title,
+                Bug.category,
+                Bug.priority,
+                Bug.status,
+                Bug.confidence,
+                Bug.occurrences,
+                Bug.linear_issue_url,
+                Page.url.label("page_url"),
+            )
+            .join(Page, Page.id == Bug.page_id)
+            .where(*where)
+            .order_by(PRIORITY_RANK, Bug.confidence.desc(), Bug.created_at, Bug.id)
+            .limit(limit)
+        )
+        return [ReportBug.model_validate(r, from_attributes=True) for r in rows], int(total or 0)
 
     async def get_bug_statistics(self, session_id: uuid.UUID) -> BugStatistics:
         """Totals by priority, category and status plus the average confidence, computed in
