@@ -8,6 +8,7 @@
 import uuid
 
 from mcp.server.mcpserver import MCPServer
+from sqlalchemy.dialects import postgresql
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
 
 from bughive_mcp.report import build_report, render_markdown
@@ -67,7 +68,9 @@ def data_model() -> str:
     for table in Base.metadata.sorted_tables:
         lines.append(f"## {table.name}")
         lines += [
-            f"- {c.name}: {c.type}{'' if c.nullable else ' (required)'}" for c in table.columns
+            f"- {c.name}: {c.type.compile(dialect=postgresql.dialect())}"
+            f"{'' if c.nullable else ' (required)'}"
+            for c in table.columns
         ]
         lines.append("")
     lines += [

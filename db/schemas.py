@@ -219,6 +219,21 @@ class BulkCreateResult(BaseModel):
     existing_count: int
     refused_count: int = 0
 
+    @classmethod
+    def merge(cls, parts: "list[BulkCreateResult]") -> "BulkCreateResult":
+        """One result for a batch recorded in several chunks (in order)."""
+        created = [ref for part in parts for ref in part.created]
+        existing = [ref for part in parts for ref in part.existing]
+        refused = [item for part in parts for item in part.refused]
+        return cls(
+            created=created,
+            existing=existing,
+            refused=refused,
+            created_count=len(created),
+            existing_count=len(existing),
+            refused_count=len(refused),
+        )
+
 
 class BugPublic(OutputModel):
     id: uuid.UUID

@@ -23,6 +23,7 @@ from db.schemas import (
 )
 
 MAX_JSON_BYTES = 256 * 1024
+PROGRESS_CHUNK = 1000
 INT32_MAX = 2**31 - 1
 
 
@@ -75,8 +76,18 @@ async def bulk_create_pages(
     """Record all links found on a page in one call (up to 10,000). URLs are normalized;
     already-known ones are listed under existing, out-of-limits ones under refused (with the
     reason); only new ones raise pages_discovered."""
+    # Large batches are recorded in chunks (one transaction still) so the client can show
+    # progress; a small batch is one statement.
+    parts: list[BulkCreateResult] = []
     async with unit_of_work(ctx) as s:
-        return await PageRepository(s).bulk_create(pages, session_id=session_id)
+        repository = PageRepository(s)
+        for start in range(0, len(pages), PROGRESS_CHUNK):
+            chunk = pages[start : start + PROGRESS_CHUNK]
+            parts.append(await repository.bulk_create(chunk, session_id=session_id))
+            if len(pages) > PROGRESS_CHUNK:
+                done = start + len(chunk)
+                await ctx.report_progress(done, len(pages), f"{done} of {len(pages)} pages")
+    return BulkCreateResult.merge(parts)
 
 
 @tool("Get page", toolset="frontier", read_only=True)
