@@ -57,6 +57,16 @@ def _uuid_pk() -> Mapped[uuid.UUID]:
     )
 
 
+# The tenant (project) a row belongs to (revision 0003). Filled by the database from the
+# transaction's ``bughive.tenant`` setting, so no repository has to pass it; row-level security
+# policies compare against the same setting. Single-tenant deployments see 'default'.
+TENANT_DEFAULT = "coalesce(nullif(current_setting('bughive.tenant', true), ''), 'default')"
+
+
+def _tenant() -> Mapped[str]:
+    return mapped_column(String(100), nullable=False, server_default=text(TENANT_DEFAULT))
+
+
 def _created_at() -> Mapped[datetime]:
     return mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
 
@@ -87,9 +97,14 @@ class CrawlSession(Base):
     error_message: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = _created_at()
     updated_at: Mapped[datetime] = _updated_at()
+    tenant: Mapped[str] = _tenant()
+    # A client-chosen key that makes create_session safe to retry (revision 0003).
+    idempotency_key: Mapped[str | None] = mapped_column(String(255))
 
     __table_args__ = (
         CheckConstraint(_one_of("status", SessionStatus), name="status"),
+        Index("ix_crawl_sessions_tenant", "tenant"),
+        Index("uq_crawl_sessions_tenant_idempotency_key", "tenant", "idempotency_key", unique=True),
         CheckConstraint(
             "pages_discovered >= 0 AND pages_crawled >= 0 AND bugs_found >= 0",
             name="counters_non_negative",
@@ -138,6 +153,7 @@ class Page(Base):
     claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     attempts: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    tenant: Mapped[str] = _tenant()
 
     __table_args__ = (
         CheckConstraint(_one_of("status", PageStatus), name="status"),
@@ -219,6 +235,7 @@ class Bug(Base):
     # (from any page) is a BugOccurrence, and occurrences counts them.
     fingerprint: Mapped[str | None] = mapped_column(String(64))
     occurrences: Mapped[int] = mapped_column(Integer, nullable=False, server_default="1")
+    tenant: Mapped[str] = _tenant()
 
     __table_args__ = (
         CheckConstraint(_one_of("category", BugCategory), name="category"),
@@ -257,5 +274,6 @@ class BugOccurrence(Base):
         JSONB, nullable=False, server_default=text("'[]'::jsonb")
     )
     created_at: Mapped[datetime] = _created_at()
+    tenant: Mapped[str] = _tenant()
 
     __table_args__ = (Index("uq_bug_occurrences_bug_id_page_id", "bug_id", "page_id", unique=True),)
