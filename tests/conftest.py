@@ -7,15 +7,15 @@ by the Alembic migrations, exactly as in production, and every test starts from 
 
 import asyncio
 import inspect
-import os
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
@@ -24,14 +24,23 @@ from db.config import DatabaseConfig
 from db.database import Database
 from db.embedded import start_embedded_server, stop_embedded_server
 
-TABLES = "bugs, pages, crawl_sessions"
+# Emptied after each test, children first (bug_occurrences follows bugs by ON DELETE CASCADE).
+TABLES = ("bugs", "pages", "crawl_sessions")
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Run every ``async def`` test on anyio (asyncio backend) without per-test markers."""
-    for item in items:
-        if inspect.iscoroutinefunction(getattr(item, "function", None)):
-            item.add_marker(pytest.mark.anyio)
+@pytest.hookimpl(tryfirst=True)
+def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: object) -> None:
+    """Run every ``async def`` test on anyio (asyncio backend) without per-test markers.
+
+    Marking the function before pytest builds its items (what anyio's own auto mode does) keeps
+    ``@pytest.mark.parametrize`` intact; marking the items afterwards made anyio rebuild them
+    and drop their parameters."""
+    is_test = isinstance(collector, pytest.Module | pytest.Class) and collector.istestfunction(
+        obj, name
+    )
+    if is_test and inspect.iscoroutinefunction(obj):
+        pytest.mark.usefixtures("anyio_backend")(obj)
+        pytest.mark.anyio(obj)
 
 
 @pytest.fixture
@@ -81,7 +90,7 @@ class PostgresServer:
 
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
-    configured = DatabaseConfig(_env_file=None).url  # type: ignore[call-arg]
+    configured = DatabaseConfig(_env_file=None).url
     if configured is not None:
         server = PostgresServer(configured)
         yield server
@@ -120,32 +129,40 @@ def database_url(postgres_server: PostgresServer) -> URL:
     return url
 
 
-def make_config(**overrides: object) -> DatabaseConfig:
+def make_config(**overrides: Any) -> DatabaseConfig:
     """A config independent of the developer's environment and ``.env``."""
-    return DatabaseConfig(_env_file=None, **overrides)  # type: ignore[call-arg]
+    return DatabaseConfig(_env_file=None, **overrides)
 
 
 @pytest.fixture
-async def db(database_url: URL) -> AsyncIterator[Database]:
+async def empty_tables(database_url: URL) -> AsyncIterator[None]:
+    """Empties the shared database's tables after the test, whichever way it wrote to them.
+
+    ``DELETE`` rather than ``TRUNCATE``: on a test's few rows it is ~40 times faster, and
+    ``TRUNCATE`` was most of a test's cost."""
+    yield
+    conn = await asyncpg.connect(asyncpg_dsn(database_url))
+    try:
+        for table in TABLES:
+            await conn.execute(f"DELETE FROM {table}")
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+async def db(database_url: URL, empty_tables: None) -> AsyncIterator[Database]:
     database = Database(make_config(), url=database_url)
     try:
         yield database
     finally:
         await database.close()
-        conn = await asyncpg.connect(asyncpg_dsn(database_url))
-        try:
-            await conn.execute(f"TRUNCATE {TABLES} CASCADE")
-        finally:
-            await conn.close()
 
 
 @pytest.fixture
-async def raw(database_url: URL) -> AsyncIterator[asyncpg.Connection]:
+async def raw(database_url: URL, empty_tables: None) -> AsyncIterator[asyncpg.Connection]:
     """A raw asyncpg connection, for checking what really is in the tables."""
     conn = await asyncpg.connect(asyncpg_dsn(database_url))
     try:
         yield conn
     finally:
         await conn.close()
-
-
