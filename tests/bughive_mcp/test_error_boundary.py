@@ -1,0 +1,65 @@
+"""What the agent sees when something unexpected breaks inside a tool: a short generic error,
+never the exception's text; the detail goes to the server log (stderr)."""
+
+import logging
+import uuid
+
+import pytest
+from mcp import Client
+
+from bughive_mcp.errors import INTERNAL_ERROR
+from db.repositories import CrawlSessionRepository
+from tests.bughive_mcp.toolcalls import call_error, new_session
+
+pytestmark = pytest.mark.anyio
+
+SECRET_DETAIL = "SELECT password FROM users -- postgresql://admin:hunter2@db/prod"
+
+
+@pytest.fixture
+def broken_get_session(monkeypatch: pytest.MonkeyPatch) -> None:
+    async def fail(self: CrawlSessionRepository, session_id: uuid.UUID) -> None:
+        raise RuntimeError(SECRET_DETAIL)
+
+    monkeypatch.setattr(CrawlSessionRepository, "get", fail)
+
+
+@pytest.mark.usefixtures("broken_get_session")
+async def test_an_unexpected_failure_is_reported_generically(client: Client) -> None:
+    session = await new_session(client)
+
+    message = await call_error(client, "get_session", session_id=session["id"])
+
+    assert message == f"Error executing tool get_session: {INTERNAL_ERROR}"
+    assert "hunter2" not in message
+
+
+@pytest.mark.usefixtures("broken_get_session")
+async def test_an_unexpected_failure_is_logged_with_its_traceback(
+    client: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    session = await new_session(client)
+
+    with caplog.at_level(logging.ERROR, logger="bughive_mcp"):
+        await call_error(client, "get_session", session_id=session["id"])
+
+    [record] = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert record.getMessage() == "tool get_session failed unexpectedly"
+    assert record.exc_info is not None
+    assert SECRET_DETAIL in str(record.exc_info[1])
+
+
+async def test_a_nul_character_in_a_key_of_nested_json_is_refused_naming_where(
+    client: Client,
+) -> None:
+    session = await new_session(client)
+
+    message = await call_error(
+        client,
+        "create_session",
+        base_url="https://shop.example",
+        config={"viewport": {"width\x00": 400}},
+    )
+
+    assert "'config.viewport.width\\u0000' must not contain NUL" in message
+    assert session["status"] == "running"

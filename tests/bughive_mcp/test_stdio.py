@@ -1,0 +1,132 @@
+"""End to end over stdio: ``python -m bughive_mcp serve`` as a subprocess, as Claude Desktop
+and IDEs run it."""
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from mcp import Client, StdioServerParameters
+from sqlalchemy.engine import URL
+
+from db.database import Database
+from tests.bughive_mcp.processes import SERVER_COMMAND, child_env
+from tests.bughive_mcp.toolcalls import BASE_URL, small_crawl
+
+pytestmark = pytest.mark.anyio
+
+START_AND_RUN_SECONDS = 60
+
+
+@pytest.mark.usefixtures("db")
+async def test_a_small_crawl_runs_over_stdio(database_url: URL, tmp_path: Path) -> None:
+    params = StdioServerParameters(
+        command=SERVER_COMMAND[0],
+        args=[*SERVER_COMMAND[1:], "serve"],
+        env=child_env(database_url),
+        cwd=tmp_path,
+    )
+
+    with anyio.fail_after(START_AND_RUN_SECONDS):
+        async with Client(params) as client:
+            listed = {tool.name for tool in (await client.list_tools()).tools}
+            assert {"create_session", "create_bug", "complete_session"} <= listed
+            await small_crawl(client)
+
+
+def request(msg_id: int, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+    message: dict[str, Any] = {"jsonrpc": "2.0", "id": msg_id, "method": method}
+    if params is not None:
+        message["params"] = params
+    return message
+
+
+def is_json_rpc(line: bytes) -> bool:
+    """A JSON-RPC 2.0 response, error or request/notification, on one line."""
+    try:
+        message = json.loads(line)
+    except ValueError:
+        return False
+    if not isinstance(message, dict) or message.get("jsonrpc") != "2.0":
+        return False
+    if "method" in message:
+        return isinstance(message["method"], str)
+    return "id" in message and (("result" in message) != ("error" in message))
+
+
+async def test_stdout_carries_nothing_but_json_rpc(
+    db: Database, database_url: URL, tmp_path: Path
+) -> None:
+    stderr_log = tmp_path / "stderr.log"
+    lines: list[bytes] = []
+    with stderr_log.open("wb") as stderr:
+        process = await asyncio.create_subprocess_exec(
+            *SERVER_COMMAND,
+            "serve",
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=stderr,
+            env=child_env(database_url),
+            cwd=tmp_path,
+        )
+        assert process.stdin is not None and process.stdout is not None
+        stdin, stdout = process.stdin, process.stdout
+
+        def send(*messages: dict[str, Any]) -> None:
+            for message in messages:
+                stdin.write(json.dumps(message).encode() + b"\n")
+
+        async def read_until_answered(*ids: int) -> None:
+            waiting = set(ids)
+            while waiting:
+                line = await stdout.readline()
+                assert line, "the server closed stdout early; see " + str(stderr_log)
+                lines.append(line)
+                if is_json_rpc(line):
+                    waiting.discard(json.loads(line).get("id"))
+
+        try:
+            with anyio.fail_after(START_AND_RUN_SECONDS):
+                send(
+                    request(
+                        1,
+                        "initialize",
+                        {
+                            "protocolVersion": "2025-11-25",
+                            "capabilities": {},
+                            "clientInfo": {"name": "raw-stdio-test", "version": "0"},
+                        },
+                    )
+                )
+                await read_until_answered(1)
+                send(
+                    {"jsonrpc": "2.0", "method": "notifications/initialized"},
+                    request(2, "tools/list"),
+                    request(
+                        3,
+                        "tools/call",
+                        {"name": "create_session", "arguments": {"base_url": BASE_URL}},
+                    ),
+                    request(
+                        4, "tools/call", {"name": "get_session", "arguments": {"session_id": "x"}}
+                    ),
+                )
+                await read_until_answered(2, 3, 4)
+                stdin.close()
+                lines.extend((await stdout.read()).splitlines(keepends=True))
+                returncode = await process.wait()
+        finally:
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+
+    assert lines
+    assert [line for line in lines if not is_json_rpc(line)] == []
+    answers = {m["id"]: m for m in map(json.loads, lines) if "id" in m}
+    assert answers[3]["result"]["isError"] is False
+    assert answers[4]["result"]["isError"] is True
+    assert returncode == 0
+    # The server does log: to stderr, where it belongs.
+    assert "tool=create_session outcome=ok" in stderr_log.read_text()

@@ -1,0 +1,1025 @@
+"""Page tools: create_page, bulk_create_pages, get_page, get_pages_to_crawl,
+claim_pages_to_crawl, extend_claim, mark_crawling, mark_analyzed, mark_page_error,
+get_page_analytics, get_navigation_graph."""
+
+import uuid
+from datetime import timedelta
+from typing import Any
+
+import asyncpg
+import pytest
+from mcp import Client
+
+from tests.bughive_mcp.toolcalls import (
+    BASE_URL,
+    HOME,
+    analyzed_page,
+    call_error,
+    call_ok,
+    get_session,
+    missing_id,
+    new_bug,
+    new_page,
+    new_session,
+    timestamp,
+    without,
+)
+
+pytestmark = pytest.mark.anyio
+
+
+# --- create_page --------------------------------------------------------------------------
+
+
+async def test_create_page_records_a_discovered_page(client: Client) -> None:
+    session = await new_session(client)
+
+    page = await call_ok(client, "create_page", session_id=session["id"], url=HOME)
+
+    assert page == {
+        "id": page["id"],
+        "session_id": session["id"],
+        "parent_page_id": None,
+        "url": HOME,
+        "title": None,
+        "status": "discovered",
+        "depth": 0,
+        "screenshot_url": None,
+        "analysis_result": None,
+        "response_time_ms": None,
+        "status_code": None,
+        "content_type": None,
+        "content_length": None,
+        "error_message": None,
+        "discovered_at": page["discovered_at"],
+        "crawled_at": None,
+        "attempts": 0,
+        "lease_expires_at": None,
+        "created_at": page["discovered_at"],
+        "updated_at": page["discovered_at"],
+        "created": True,
+    }
+    timestamp(page["discovered_at"])
+
+
+async def test_create_page_raises_pages_discovered_in_the_same_call(client: Client) -> None:
+    session = await new_session(client)
+
+    await new_page(client, session["id"], HOME)
+
+    assert (await get_session(client, session["id"]))["pages_discovered"] == 1
+
+
+async def test_create_page_of_a_known_url_returns_it_uncounted_with_created_false(
+    client: Client,
+) -> None:
+    session = await new_session(client)
+    first = await new_page(client, session["id"], HOME)
+
+    again = await call_ok(client, "create_page", session_id=session["id"], url=HOME)
+
+    assert again == {**first, "created": False}
+    assert (await get_session(client, session["id"]))["pages_discovered"] == 1
+
+
+async def test_create_page_stores_the_normalized_url_so_spellings_are_one_page(
+    client: Client,
+) -> None:
+    session = await new_session(client)
+    first = await new_page(client, session["id"], "https://Shop.Example/a?b=2&a=1#reviews")
+
+    again = await new_page(client, session["id"], f"{BASE_URL}/a?a=1&b=2&utm_source=mail")
+
+    assert first["url"] == f"{BASE_URL}/a?a=1&b=2"
+    assert (again["id"], again["created"]) == (first["id"], False)
+    assert (await get_session(client, session["id"]))["pages_discovered"] == 1
+
+
+async def test_create_page_refuses_a_url_of_another_origin_saying_why(client: Client) -> None:
+    session = await new_session(client)
+
+    message = await call_error(
+        client, "create_page", session_id=session["id"], url="https://elsewhere.example/"
+    )
+
+    assert "not stored: https://elsewhere.example/" in message
+    assert "outside the session's origin https://shop.example" in message
+    assert (await get_session(client, session["id"]))["pages_discovered"] == 0
+
+
+async def test_create_page_refuses_a_depth_beyond_max_depth_saying_why(client: Client) -> None:
+    session = await new_session(client)
+
+    message = await call_error(
+        client, "create_page", session_id=session["id"], url=f"{BASE_URL}/deep", depth=4
+    )
+
+    assert "beyond max_depth 3" in message
+
+
+async def test_create_page_records_the_parent_and_depth(client: Client) -> None:
+    session = await new_session(client)
+    home = await new_page(client, session["id"], HOME)
+
+    child = await new_page(client, session["id"], f"{BASE_URL}/cart", 1, home["id"])
+
+    assert child["parent_page_id"] == home["id"]
+    assert child["depth"] == 1
+
+
+async def test_create_page_in_an_unknown_session_names_the_crawl_session(client: Client) -> None:
+    unknown = missing_id()
+
+    message = await call_error(client, "create_page", session_id=unknown, url=HOME)
+
+    assert f"crawl session {unknown} does not exist (field 'session_id')" in message
+
+
+async def test_create_page_with_an_unknown_parent_names_parent_page_id(client: Client) -> None:
+    session = await new_session(client)
+    unknown = missing_id()
+
+    message = await call_error(
+        client, "create_page", session_id=session["id"], url=HOME, parent_page_id=unknown
+    )
+
+    assert f"page {unknown} does not exist (field 'parent_page_id')" in message
+
+
+async def test_create_page_in_a_completed_session_names_current_and_allowed_status(
+    client: Client,
+) -> None:
+    session = await new_session(client)
+    await call_ok(client, "complete_session", session_id=session["id"])
+
+    message = await call_error(client, "create_page", session_id=session["id"], url=HOME)
+
+    assert "its status is 'completed'" in message
+    assert "only allowed from 'pending' or 'running'" in message
+
+
+async def test_create_page_refuses_a_url_that_is_not_http_naming_url(client: Client) -> None:
+    session = await new_session(client)
+
+    message = await call_error(
+        client, "create_page", session_id=session["id"], url="javascript:alert(1)"
+    )
+
+    assert "'url'" in message
+
+
+@pytest.mark.parametrize("depth", [-1, 1001])
+async def test_create_page_refuses_a_depth_out_of_range_naming_depth(
+    client: Client, depth: int
+) -> None:
+    session = await new_session(client)
+
+    message = await call_error(
+        client, "create_page", session_id=session["id"], url=HOME, depth=depth
+    )
+
+    assert "'depth'" in message
+
+
+async def test_create_page_refuses_a_url_with_a_nul_character_naming_url(client: Client) -> None:
+    session = await new_session(client)
+
+    message = await call_error(
+        client, "create_page", session_id=session["id"], url=f"{BASE_URL}/a\x00b"
+    )
+
+    assert "'url' must not contain NUL" in message
+    assert "internal error" not in message
+
+
+# --- bulk_create_pages --------------------------------------------------------------------
+
+
+async def test_bulk_create_pages_lists_new_and_known_pages_and_counts_only_the_new(
+    client: Client,
+) -> None:
+    session = await new_session(client)
+    home = await new_page(client, session["id"], HOME)
+
+    result = await call_ok(
+        client,
+        "bulk_create_pages",
+        session_id=session["id"],
+        pages=[
+            {"url": f"{BASE_URL}/cart", "depth": 1, "parent_page_id": home["id"]},
+            {"url": HOME},
+            {"url": f"{BASE_URL}/help", "depth": 1, "parent_page_id": home["id"]},
+            {"url": f"{BASE_URL}/cart", "depth": 1},  # repeated in the same batch
+        ],
+    )
+
+    created = {ref["url"]: ref["id"] for ref in result["created"]}
+    assert set(created) == {f"{BASE_URL}/cart", f"{BASE_URL}/help"}
+    assert result == {
+        "created": result["created"],
+        "existing": [{"id": home["id"], "url": HOME}],
+        "refused": [],
+        "created_count": 2,
+        "existing_count": 1,
+        "refused_count": 0,
+    }
+    assert (await get_session(client, session["id"]))["pages_discovered"] == 3
+    cart = await call_ok(client, "get_page", page_id=created[f"{BASE_URL}/cart"])
+    assert (cart["parent_page_id"], cart["depth"], cart["status"]) == (home["id"], 1, "discovered")
+
+
+async def test_bulk_create_pages_lists_out_of_limit_urls_as_refused_with_the_reason(
+    client: Client,
+) -> None:
+    session = await new_session(client, exclude_patterns=["/admin*"])
+
+    result = await call_ok(
+        client,
+        "bulk_create_pages",
+        session_id=session["id"],
+        pages=[
+            {"url": f"{BASE_URL}/shop"},
+            {"url": "https://cdn.other.example/app.js"},
+            {"url": f"{BASE_URL}/admin/users"},
+        ],
+    )
+
+    assert [ref["url"] for ref in result["created"]] == [f"{BASE_URL}/shop"]
+    assert result["refused"] == [
+        {
+            "url": "https://cdn.other.example/app.js",
+            "reason": "is outside the session's origin https://shop.example (same_origin=true)",
+        },
+        {"url": f"{BASE_URL}/admin/users", "reason": "matches exclude pattern '/admin*'"},
+    ]
+    assert (result["created_count"], result["refused_count"]) == (1, 2)
+    assert (await get_session(client, session["id"]))["pages_discovered"] == 1
+
+
+async def test_bulk_create_pages_refuses_pages_past_max_pages_and_counts_the_rest(
+    client: Client,
+) -> None:
+    session = await new_session(client, max_pages=2)
+
+    result = await call_ok(
+        client,
+        "bulk_create_pages",
+        session_id=session["id"],
+        pages=[{"url": f"{BASE_URL}/{name}"} for name in ("a", "b", "c")],
+    )
+
+    assert result["created_count"] == 2
+    assert result["refused"] == [
+        {"url": f"{BASE_URL}/c", "reason": "the session reached its max_pages"}
+    ]
+    assert (await get_session(client, session["id"]))["pages_discovered"] == 2
+
+
+async def test_bulk_create_pages_of_only_known_urls_changes_no_counter(client: Client) -> None:
+    session = await new_session(client)
+    await new_page(client, session["id"], HOME)
+
+    result = await call_ok(
+        client, "bulk_create_pages", session_id=session["id"], pages=[{"url": HOME}]
+    )
+
+    assert (result["created_count"], result["existing_count"]) == (0, 1)
+    assert (await get_session(client, session["id"]))["pages_discovered"] == 1
+
+
+async def test_bulk_create_pages_refuses_an_empty_list_naming_pages(client: Client) -> None:
+    session = await new_session(client)
+
+    message = await call_error(client, "bulk_create_pages", session_id=session["id"], pages=[])
+
+    assert "'pages'" in message
+
+
+async def test_bulk_create_pages_refuses_an_unknown_page_key_naming_it(client: Client) -> None:
+    session = await new_session(client)
+
+    message = await call_error(
+        client, "bulk_create_pages", session_id=session["id"], pages=[{"url": HOME, "dept": 1}]
+    )
+
+    assert "'pages.0.dept' is not a known argument" in message
+
+
+async def test_bulk_create_pages_in_an_unknown_session_names_the_crawl_session(
+    client: Client,
+) -> None:
+    unknown = missing_id()
+
+    message = await call_error(
+        client, "bulk_create_pages", session_id=unknown, pages=[{"url": HOME}]
+    )
+
+    assert f"crawl session {unknown} does not exist" in message
+
+
+async def test_bulk_create_pages_with_an_unknown_parent_creates_nothing(client: Client) -> None:
+    session = await new_session(client)
+    unknown = missing_id()
+
+    message = await call_error(
+        client,
+        "bulk_create_pages",
+        session_id=session["id"],
+        pages=[{"url": HOME}, {"url": f"{BASE_URL}/a", "parent_page_id": unknown}],
+    )
+
+    assert f"page {unknown} does not exist (field 'parent_page_id')" in message
+    assert (await get_session(client, session["id"]))["pages_discovered"] == 0
+
+
+# --- get_page -----------------------------------------------------------------------------
+
+
+async def test_get_page_returns_the_page_as_stored(client: Client) -> None:
+    session = await new_session(client)
+    created = await new_page(client, session["id"], HOME)
+
+    page = await call_ok(client, "get_page", page_id=created["id"])
+
+    assert page == without(created, "created")
+
+
+async def test_get_page_of_an_unknown_id_names_the_page(client: Client) -> None:
+    unknown = missing_id()
+
+    message = await call_error(client, "get_page", page_id=unknown)
+
+    assert f"page {unknown} does not exist" in message
+
+
+# --- get_pages_to_crawl -------------------------------------------------------------------
+
+
+async def test_get_pages_to_crawl_lists_discovered_pages_shallowest_first(client: Client) -> None:
+    session = await new_session(client)
+    deep = await new_page(client, session["id"], f"{BASE_URL}/a/b", depth=2)
+    home = await new_page(client, session["id"], HOME, depth=0)
+    taken = await new_page(client, session["id"], f"{BASE_URL}/taken", depth=0)
+    await call_ok(client, "mark_crawling", page_id=taken["id"])
+    middle = await new_page(client, session["id"], f"{BASE_URL}/a", depth=1)
+
+    frontier = await call_ok(client, "get_pages_to_crawl", session_id=session["id"])
+
+    assert [p["id"] for p in frontier["items"]] == [home["id"], middle["id"], deep["id"]]
+    assert {p["status"] for p in frontier["items"]} == {"discovered"}
+    assert (frontier["total"], frontier["has_more"], frontier["limit"]) == (3, False, 10)
+
+
+async def test_get_pages_to_crawl_caps_the_items_at_limit_and_reports_the_total(
+    client: Client,
+) -> None:
+    session = await new_session(client)
+    for i in range(3):
+        await new_page(client, session["id"], f"{BASE_URL}/{i}")
+
+    frontier = await call_ok(client, "get_pages_to_crawl", session_id=session["id"], limit=2)
+
+    assert len(frontier["items"]) == 2
+    assert (frontier["total"], frontier["has_more"]) == (3, True)
+
+
+async def test_get_pages_to_crawl_does_not_reserve_pages(client: Client) -> None:
+    session = await new_session(client)
+    page = await new_page(client, session["id"], HOME)
+
+    await call_ok(client, "get_pages_to_crawl", session_id=session["id"])
+
+    assert (await call_ok(client, "get_page", page_id=page["id"]))["status"] == "discovered"
+
+
+@pytest.mark.parametrize("limit", [0, 101])
+async def test_get_pages_to_crawl_refuses_a_limit_out_of_range_naming_it(
+    client: Client, limit: int
+) -> None:
+    session = await new_session(client)
+
+    message = await call_error(client, "get_pages_to_crawl", session_id=session["id"], limit=limit)
+
+    assert "'limit'" in message
+
+
+async def test_get_pages_to_crawl_of_an_unknown_session_names_the_crawl_session(
+    client: Client,
+) -> None:
+    unknown = missing_id()
+
+    message = await call_error(client, "get_pages_to_crawl", session_id=unknown)
+
+    assert f"crawl session {unknown} does not exist" in message
+
+
+# --- claim_pages_to_crawl -----------------------------------------------------------------
+
+
+def as_claimed(page: dict[str, Any], claim: dict[str, Any], attempts: int = 1) -> dict[str, Any]:
+    """What a claim of ``page`` must show: the page, leased."""
+    return {
+        **without(page, "created"),
+        "status": "crawling",
+        "attempts": attempts,
+        "lease_expires_at": claim["lease_expires_at"],
+        "claim_token": claim["claim_token"],
+        "updated_at": claim["updated_at"],
+    }
+
+
+async def test_claim_pages_to_crawl_leases_the_shallowest_pages_each_with_its_own_token(
+    client: Client,
+) -> None:
+    session = await new_session(client)
+    deep = await new_page(client, session["id"], f"{BASE_URL}/a/b", depth=2)
+    home = await new_page(client, session["id"], HOME)
+    middle = await new_page(client, session["id"], f"{BASE_URL}/a", depth=1)
+
+    claimed = await call_ok(client, "claim_pages_to_crawl", session_id=session["id"], limit=2)
+
+    first, second = claimed["items"]
+    assert claimed == {
+        "items": [as_claimed(home, first), as_claimed(middle, second)],
+        "lease_seconds": 300,
+        "remaining": 1,
+        "requeued": 0,
+        "gave_up": 0,
+    }
+    assert first["claim_token"] != second["claim_token"]
+    lease = timestamp(first["lease_expires_at"]) - timestamp(first["updated_at"])
+    assert lease == timedelta(seconds=300)
+    left = await call_ok(client, "get_pages_to_crawl", session_id=session["id"])
+    assert [p["id"] for p in left["items"]] == [deep["id"]]
+
+
+async def test_claim_pages_to_crawl_never_hands_out_a_leased_page_again(client: Client) -> None:
+    session = await new_session(client)
+    await new_page(client, session["id"], HOME)
+    await new_page(client, session["id"], f"{BASE_URL}/a", depth=1)
+
+    first = await call_ok(client, "claim_pages_to_crawl", session_id=session["id"], limit=1)
+    second = await call_ok(client, "claim_pages_to_crawl", session_id=session["id"], limit=1)
+    third = await call_ok(client, "claim_pages_to_crawl", session_id=session["id"], limit=1)
+
+    assert first["items"][0]["id"] != second["items"][0]["id"]
+    assert (first["remaining"], second["remaining"]) == (1, 0)
+    assert (third["items"], third["remaining"]) == ([], 0)
+
+
+async def test_claim_pages_to_crawl_hands_out_again_a_page_whose_lease_expired(
+    client: Client, raw: asyncpg.Connection
+) -> None:
+    session = await new_session(client)
+    page = await new_page(client, session["id"], HOME)
+    lost = await call_ok(client, "mark_crawling", page_id=page["id"])
+    await raw.execute(
+        "UPDATE pages SET lease_expires_at = now() - interval '1 second' WHERE id = $1",
+        uuid.UUID(page["id"]),
+    )
+
+    claimed = await call_ok(client, "claim_pages_to_crawl", session_id=session["id"])
+
+    [again] = claimed["items"]
+    assert (claimed["requeued"], claimed["gave_up"]) == (1, 0)
+    assert (again["id"], again["attempts"]) == (page["id"], 2)
+    assert again["claim_token"] != lost["claim_token"]
+
+
+async def test_claim_pages_to_crawl_gives_up_on_a_page_after_max_attempts(
+    client: Client, raw: asyncpg.Connection
+) -> None:
+    session = await new_session(client)
+    page = await new_page(client, session["id"], HOME)
+    await call_ok(client, "mark_crawling", page_id=page["id"])
+    await raw.execute(
+        "UPDATE pages SET attempts = 3, lease_expires_at = now() - interval '1 second' "
+        "WHERE id = $1",
+        uuid.UUID(page["id"]),
+    )
+
+    claimed = await call_ok(client, "claim_pages_to_crawl", session_id=session["id"])
+
+    assert (claimed["items"], claimed["gave_up"], claimed["remaining"]) == ([], 1, 0)
+    given_up = await call_ok(client, "get_page", page_id=page["id"])
+    assert given_up["status"] == "error"
+    assert given_up["error_message"].startswith("gave up after 3 attempts")
+
+
+@pytest.mark.parametrize(("field", "value"), [("limit", 0), ("limit", 101), ("lease_seconds", 4)])
+async def test_claim_pages_to_crawl_refuses_a_number_out_of_range_naming_it(
+    client: Client, field: str, value: int
+) -> None:
+    session = await new_session(client)
+
+    message = await call_error(
+        client, "claim_pages_to_crawl", session_id=session["id"], **{field: value}
+    )
+
+    assert f"'{field}'" in message
+
+
+async def test_claim_pages_to_crawl_of_a_completed_session_names_both_statuses(
+    client: Client,
+) -> None:
+    session = await new_session(client)
+    await call_ok(client, "complete_session", session_id=session["id"])
+
+    message = await call_error(client, "claim_pages_to_crawl", session_id=session["id"])
+
+    assert "its status is 'completed'" in message
+    assert "only allowed from 'pending' or 'running'" in message
+
+
+async def test_claim_pages_to_crawl_of_an_unknown_session_names_it(client: Client) -> None:
+    unknown = missing_id()
+
+    message = await call_error(client, "claim_pages_to_crawl", session_id=unknown)
+
+    assert f"crawl session {unknown} does not exist" in message
+
+
+# --- extend_claim -------------------------------------------------------------------------
+
+
+async def test_extend_claim_renews_the_lease_from_now(client: Client) -> None:
+    session = await new_session(client)
+    page = await new_page(client, session["id"], HOME)
+    claim = await call_ok(client, "mark_crawling", page_id=page["id"], lease_seconds=30)
+
+    extended = await call_ok(
+        client,
+        "extend_claim",
+        page_id=page["id"],
+        claim_token=claim["claim_token"],
+        lease_seconds=3600,
+    )
+
+    assert extended == {
+        **claim,
+        "lease_expires_at": extended["lease_expires_at"],
+        "updated_at": extended["updated_at"],
+    }
+    assert timestamp(extended["lease_expires_at"]) - timestamp(claim["lease_expires_at"]) > (
+        timedelta(seconds=3500)
+    )
+
+
+async def test_extend_claim_with_another_token_reports_the_lease_lost(client: Client) -> None:
+    session = await new_session(client)
+    page = await new_page(client, session["id"], HOME)
+    claim = await call_ok(client, "mark_crawling", page_id=page["id"])
+
+    message = await call_error(client, "extend_claim", page_id=page["id"], claim_token=missing_id())
+
+    assert f"lease lost on page {page['id']}: another worker holds it now" in message
+    unchanged = await call_ok(client, "get_page", page_id=page["id"])
+    assert unchanged["lease_expires_at"] == claim["lease_expires_at"]
+
+
+async def test_extend_claim_of_a_finished_page_says_it_is_finished(client: Client) -> None:
+    session = await new_session(client)
+    page = await new_page(client, session["id"], HOME)
+    claim = await call_ok(client, "mark_crawling", page_id=page["id"])
+    await call_ok(client, "mark_analyzed", page_id=page["id"], claim_token=claim["claim_token"])
+
+    message = await call_error(
+        client, "extend_claim", page_id=page["id"], claim_token=claim["claim_token"]
+    )
+
+    assert "it is 'analyzed' now" in message
+
+
+@pytest.mark.parametrize("lease_seconds", [4, 86_401])
+async def test_extend_claim_refuses_a_lease_out_of_range_naming_it(
+    client: Client, lease_seconds: int
+) -> None:
+    session = await new_session(client)
+    page = await new_page(client, session["id"], HOME)
+    claim = await call_ok(client, "mark_crawling", page_id=page["id"])
+
+    message = await call_error(
+        client,
+        "extend_claim",
+        page_id=page["id"],
+        claim_token=claim["claim_token"],
+        lease_seconds=lease_seconds,
+    )
+
+    assert "'lease_seconds'" in message
+
+
+async def test_extend_claim_of_an_unknown_page_names_the_page(client: Client) -> None:
+    unknown = missing_id()
+
+    message = await call_error(client, "extend_claim", page_id=unknown, claim_token=missing_id())
+
+    assert f"page {unknown} does not exist" in message
+
+
+# --- mark_crawling ------------------------------------------------------------------------
+
+
+async def test_mark_crawling_leases_a_discovered_page_with_a_claim_token(
+    client: Client,
+) -> None:
+    session = await new_session(client)
+    created = await new_page(client, session["id"], HOME)
+
+    claim = await call_ok(client, "mark_crawling", page_id=created["id"], lease_seconds=60)
+
+    assert claim == {
+        **without(created, "created"),
+        "status": "crawling",
+        "attempts": 1,
+        "lease_expires_at": claim["lease_expires_at"],
+        "claim_token": claim["claim_token"],
+        "updated_at": claim["updated_at"],
+    }
+    uuid.UUID(claim["claim_token"])
+    lease = timestamp(claim["lease_expires_at"]) - timestamp(claim["updated_at"])
+    assert lease == timedelta(seconds=60)
+
+
+async def test_mark_crawling_refuses_a_page_already_taken_naming_both_statuses(
+    client: Client,
+) -> None:
+    session = await new_session(client)
+    page = await new_page(client, session["id"], HOME)
+    await call_ok(client, "mark_crawling", page_id=page["id"])
+
+    message = await call_error(client, "mark_crawling", page_id=page["id"])
+
+    assert f"page {page['id']}" in message
+    assert "its status is 'crawling'" in message
+    assert "only allowed from 'discovered'" in message
+
+
+async def test_mark_crawling_of_an_unknown_id_names_the_page(client: Client) -> None:
+    unknown = missing_id()
+
+    message = await call_error(client, "mark_crawling", page_id=unknown)
+
+    assert f"page {unknown} does not exist" in message
+
+
+# --- mark_analyzed ------------------------------------------------------------------------
+
+ANALYSIS = {
+    "title": "Shop — Home",
+    "screenshot_url": "https://cdn.example/home.png",
+    "analysis_result": {"summary": "renders", "issues": ["price overlap"], "score": 0.7},
+    "response_time_ms": 420,
+    "status_code": 200,
+    "content_type": "text/html; charset=utf-8",
+    "content_length": 51234,
+}
+
+
+async def test_mark_analyzed_stores_the_analysis_and_ends_the_lease(client: Client) -> None:
+    session = await new_session(client)
+    created = await new_page(client, session["id"], HOME)
+    claim = await call_ok(client, "mark_crawling", page_id=created["id"])
+
+    page = await call_ok(
+        client,
+        "mark_analyzed",
+        page_id=created["id"],
+        claim_token=claim["claim_token"],
+        **ANALYSIS,
+    )
+
+    assert page == {
+        **without(claim, "claim_token"),
+        **ANALYSIS,
+        "status": "analyzed",
+        "lease_expires_at": None,
+        "crawled_at": page["crawled_at"],
+        "updated_at": page["updated_at"],
+    }
+    assert timestamp(page["crawled_at"]) >= timestamp(page["discovered_at"])
+
+
+async def test_mark_analyzed_without_a_claim_token_finishes_a_crawling_page(
+    client: Client,
+) -> None:
+    session = await new_session(client)
+    page = await new_page(client, session["id"], HOME)
+    await call_ok(client, "mark_crawling", page_id=page["id"])
+
+    analyzed = await call_ok(client, "mark_analyzed", page_id=page["id"], status_code=200)
+
+    assert (analyzed["status"], analyzed["status_code"]) == ("analyzed", 200)
+
+
+async def test_mark_analyzed_with_a_stale_claim_token_reports_the_lease_lost_and_writes_nothing(
+    client: Client,
+) -> None:
+    session = await new_session(client)
+    page = await new_page(client, session["id"], HOME)
+    await call_ok(client, "mark_crawling", page_id=page["id"])
+
+    message = await call_error(
+        client, "mark_analyzed", page_id=page["id"], claim_token=missing_id(), title="stale"
+    )
+
+    assert f"lease lost on page {page['id']}" in message
+    assert "nothing was changed" in message
+    unchanged = await call_ok(client, "get_page", page_id=page["id"])
+    assert (unchanged["status"], unchanged["title"]) == ("crawling", None)
+    assert (await get_session(client, session["id"]))["pages_crawled"] == 0
+
+
+async def test_mark_analyzed_raises_pages_crawled_in_the_same_call(client: Client) -> None:
+    session = await new_session(client)
+
+    await analyzed_page(client, session["id"], HOME)
+
+    assert (await get_session(client, session["id"]))["pages_crawled"] == 1
+
+
+async def test_mark_analyzed_refuses_a_page_not_crawling_naming_both_statuses(
+    client: Client,
+) -> None:
+    session = await new_session(client)
+    page = await new_page(client, session["id"], HOME)
+
+    message = await call_error(client, "mark_analyzed", page_id=page["id"], status_code=200)
+
+    assert "its status is 'discovered'" in message
+    assert "only allowed from 'crawling'" in message
+    assert (await get_session(client, session["id"]))["pages_crawled"] == 0
+
+
+async def test_mark_analyzed_twice_counts_the_page_once(client: Client) -> None:
+    session = await new_session(client)
+    page = await analyzed_page(client, session["id"], HOME)
+
+    message = await call_error(client, "mark_analyzed", page_id=page["id"])
+
+    assert "its status is 'analyzed'" in message
+    assert (await get_session(client, session["id"]))["pages_crawled"] == 1
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("status_code", 99),
+        ("status_code", 600),
+        ("response_time_ms", -1),
+        ("content_length", -1),
+        ("title", "x" * 501),
+    ],
+)
+async def test_mark_analyzed_refuses_a_value_out_of_range_naming_the_field(
+    client: Client, field: str, value: object
+) -> None:
+    session = await new_session(client)
+    page = await new_page(client, session["id"], HOME)
+    await call_ok(client, "mark_crawling", page_id=page["id"])
+
+    message = await call_error(client, "mark_analyzed", page_id=page["id"], **{field: value})
+
+    assert f"'{field}'" in message
+    assert (await call_ok(client, "get_page", page_id=page["id"]))["status"] == "crawling"
+
+
+async def test_mark_analyzed_refuses_an_analysis_over_256_kib_naming_it(client: Client) -> None:
+    session = await new_session(client)
+    page = await new_page(client, session["id"], HOME)
+    await call_ok(client, "mark_crawling", page_id=page["id"])
+
+    message = await call_error(
+        client, "mark_analyzed", page_id=page["id"], analysis_result={"dom": "x" * 300_000}
+    )
+
+    assert "'analysis_result'" in message
+    assert "262144 bytes" in message
+
+
+async def test_mark_analyzed_refuses_a_nul_character_in_the_analysis_naming_where(
+    client: Client,
+) -> None:
+    session = await new_session(client)
+    page = await new_page(client, session["id"], HOME)
+    await call_ok(client, "mark_crawling", page_id=page["id"])
+
+    message = await call_error(
+        client,
+        "mark_analyzed",
+        page_id=page["id"],
+        analysis_result={"findings": ["ok", "bad\x00byte"]},
+    )
+
+    assert "'analysis_result.findings.1' must not contain NUL" in message
+
+
+async def test_mark_analyzed_of_an_unknown_id_names_the_page(client: Client) -> None:
+    unknown = missing_id()
+
+    message = await call_error(client, "mark_analyzed", page_id=unknown)
+
+    assert f"page {unknown} does not exist" in message
+
+
+# --- mark_page_error ----------------------------------------------------------------------
+
+
+async def test_mark_page_error_records_the_reason_and_does_not_count_a_crawl(
+    client: Client,
+) -> None:
+    session = await new_session(client)
+    created = await new_page(client, session["id"], HOME)
+    claim = await call_ok(client, "mark_crawling", page_id=created["id"])
+
+    page = await call_ok(
+        client,
+        "mark_page_error",
+        page_id=created["id"],
+        error_message="navigation timeout",
+        claim_token=claim["claim_token"],
+    )
+
+    assert page == {
+        **without(claim, "claim_token"),
+        "status": "error",
+        "error_message": "navigation timeout",
+        "lease_expires_at": None,
+        "crawled_at": page["crawled_at"],
+        "updated_at": page["updated_at"],
+    }
+    timestamp(page["crawled_at"])
+    assert (await get_session(client, session["id"]))["pages_crawled"] == 0
+
+
+async def test_mark_page_error_with_a_stale_claim_token_reports_the_lease_lost(
+    client: Client,
+) -> None:
+    session = await new_session(client)
+    page = await new_page(client, session["id"], HOME)
+    await call_ok(client, "mark_crawling", page_id=page["id"])
+
+    message = await call_error(
+        client, "mark_page_error", page_id=page["id"], error_message="x", claim_token=missing_id()
+    )
+
+    assert f"lease lost on page {page['id']}" in message
+
+
+async def test_mark_page_error_accepts_a_discovered_page(client: Client) -> None:
+    session = await new_session(client)
+    page = await new_page(client, session["id"], HOME)
+
+    marked = await call_ok(client, "mark_page_error", page_id=page["id"], error_message="404")
+
+    assert marked["status"] == "error"
+
+
+async def test_mark_page_error_refuses_an_analyzed_page_naming_both_statuses(
+    client: Client,
+) -> None:
+    session = await new_session(client)
+    page = await analyzed_page(client, session["id"], HOME)
+
+    message = await call_error(client, "mark_page_error", page_id=page["id"], error_message="x")
+
+    assert "its status is 'analyzed'" in message
+    assert "only allowed from 'discovered' or 'crawling'" in message
+
+
+async def test_mark_page_error_refuses_an_empty_message_naming_it(client: Client) -> None:
+    session = await new_session(client)
+    page = await new_page(client, session["id"], HOME)
+
+    message = await call_error(client, "mark_page_error", page_id=page["id"], error_message="")
+
+    assert "'error_message'" in message
+
+
+async def test_mark_page_error_of_an_unknown_id_names_the_page(client: Client) -> None:
+    unknown = missing_id()
+
+    message = await call_error(client, "mark_page_error", page_id=unknown, error_message="x")
+
+    assert f"page {unknown} does not exist" in message
+
+
+# --- get_page_analytics -------------------------------------------------------------------
+
+
+async def test_get_page_analytics_counts_the_page_bugs_children_and_timing(
+    client: Client,
+) -> None:
+    session = await new_session(client)
+    home = await analyzed_page(client, session["id"], HOME, response_time_ms=250)
+    await new_page(client, session["id"], f"{BASE_URL}/a", 1, home["id"])
+    await new_page(client, session["id"], f"{BASE_URL}/b", 1, home["id"])
+    await new_bug(client, session["id"], home["id"], priority="critical", category="security")
+    await new_bug(client, session["id"], home["id"], priority="critical", category="data")
+    await new_bug(client, session["id"], home["id"], priority="low", category="data")
+
+    analytics = await call_ok(client, "get_page_analytics", page_id=home["id"])
+
+    assert analytics == {
+        "page": home,
+        "bugs_total": 3,
+        "bugs_by_priority": {"critical": 2, "high": 0, "medium": 0, "low": 1},
+        "bugs_by_category": {
+            "ui_ux": 0,
+            "data": 2,
+            "edge_case": 0,
+            "performance": 0,
+            "security": 1,
+        },
+        "children_count": 2,
+        "response_time_ms": 250,
+        "seconds_to_crawl": analytics["seconds_to_crawl"],
+    }
+    expected = timestamp(home["crawled_at"]) - timestamp(home["discovered_at"])
+    assert analytics["seconds_to_crawl"] == pytest.approx(expected.total_seconds())
+
+
+async def test_get_page_analytics_of_a_page_not_yet_analyzed_has_no_crawl_time(
+    client: Client,
+) -> None:
+    session = await new_session(client)
+    page = await new_page(client, session["id"], HOME)
+
+    analytics = await call_ok(client, "get_page_analytics", page_id=page["id"])
+
+    assert analytics["seconds_to_crawl"] is None
+    assert (analytics["bugs_total"], analytics["children_count"]) == (0, 0)
+
+
+async def test_get_page_analytics_of_an_unknown_id_names_the_page(client: Client) -> None:
+    unknown = missing_id()
+
+    message = await call_error(client, "get_page_analytics", page_id=unknown)
+
+    assert f"page {unknown} does not exist" in message
+
+
+# --- get_navigation_graph -----------------------------------------------------------------
+
+
+async def test_get_navigation_graph_returns_pages_as_nodes_and_links_as_edges(
+    client: Client,
+) -> None:
+    session = await new_session(client)
+    home = await analyzed_page(client, session["id"], HOME, title="Home")
+    cart = await new_page(client, session["id"], f"{BASE_URL}/cart", 1, home["id"])
+
+    graph = await call_ok(client, "get_navigation_graph", session_id=session["id"])
+
+    assert graph == {
+        "session_id": session["id"],
+        "nodes": [
+            {"id": home["id"], "url": HOME, "title": "Home", "depth": 0, "status": "analyzed"},
+            {
+                "id": cart["id"],
+                "url": f"{BASE_URL}/cart",
+                "title": None,
+                "depth": 1,
+                "status": "discovered",
+            },
+        ],
+        "edges": [{"source": home["id"], "target": cart["id"]}],
+        "total_nodes": 2,
+        "truncated": False,
+    }
+
+
+async def test_get_navigation_graph_caps_nodes_at_max_nodes_and_says_so(client: Client) -> None:
+    session = await new_session(client)
+    home = await new_page(client, session["id"], HOME)
+    await new_page(client, session["id"], f"{BASE_URL}/a", 1, home["id"])
+    await new_page(client, session["id"], f"{BASE_URL}/b", 1, home["id"])
+
+    graph = await call_ok(client, "get_navigation_graph", session_id=session["id"], max_nodes=1)
+
+    assert [node["id"] for node in graph["nodes"]] == [home["id"]]
+    assert graph["edges"] == []  # no edge may point at a node that was left out
+    assert (graph["total_nodes"], graph["truncated"]) == (3, True)
+
+
+@pytest.mark.parametrize("max_nodes", [0, 2001])
+async def test_get_navigation_graph_refuses_max_nodes_out_of_range_naming_it(
+    client: Client, max_nodes: int
+) -> None:
+    session = await new_session(client)
+
+    message = await call_error(
+        client, "get_navigation_graph", session_id=session["id"], max_nodes=max_nodes
+    )
+
+    assert "'max_nodes'" in message
+
+
+async def test_get_navigation_graph_of_an_unknown_session_names_the_crawl_session(
+    client: Client,
+) -> None:
+    unknown = missing_id()
+
+    message = await call_error(client, "get_navigation_graph", session_id=unknown)
+
+    assert f"crawl session {unknown} does not exist" in message
