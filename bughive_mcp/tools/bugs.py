@@ -89,7 +89,7 @@ async def mark_reported(
         str, Field(min_length=1, max_length=100, description="e.g. BUG-123")
     ],
     linear_issue_url: Annotated[
-        str, Field(min_length=1, max_length=500, pattern=r"^https?://\S+$")
+        str, Field(min_length=1, max_length=500, pattern=r"^[hH][tT][tT][pP][sS]?://\S+$")
     ],
     ctx: AppContext,
 ) -> BugPublic:

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, Field
 
 from bughive_mcp.state import AppContext, server_settings, unit_of_work
-from bughive_mcp.tools.params import HttpUrl, Limit, PageId, SessionId
+from bughive_mcp.tools.params import HttpUrl, Limit, PageId, SessionId, Skip
 from bughive_mcp.tools.registry import tool
 from db.repositories import PageRepository
 from db.schemas import (
@@ -98,11 +98,14 @@ async def get_page(page_id: PageId, ctx: AppContext) -> PagePublic:
 
 
 @tool("Look at pages to crawl", toolset="frontier", read_only=True)
-async def get_pages_to_crawl(session_id: SessionId, ctx: AppContext, limit: Limit = 10) -> PageList:
+async def get_pages_to_crawl(
+    session_id: SessionId, ctx: AppContext, limit: Limit = 10, skip: Skip = 0
+) -> PageList:
     """Read-only look at the frontier: discovered pages, shallowest first, with the total
-    still waiting. Reserves nothing: to get work, call claim_pages_to_crawl."""
+    still waiting (paginated: skip=next_skip). Reserves nothing: to get work, call
+    claim_pages_to_crawl."""
     async with unit_of_work(ctx) as s:
-        return await PageRepository(s).get_pages_to_crawl(session_id, limit)
+        return await PageRepository(s).get_pages_to_crawl(session_id, limit, skip)
 
 
 @tool("Claim pages to crawl", toolset="frontier")

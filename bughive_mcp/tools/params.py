@@ -18,7 +18,7 @@ HttpUrl = Annotated[
     Field(
         min_length=1,
         max_length=2048,
-        pattern=r"^https?://\S+$",
+        pattern=r"^[hH][tT][tT][pP][sS]?://\S+$",
         description="Absolute http(s) URL.",
     ),
 ]

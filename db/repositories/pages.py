@@ -239,10 +239,12 @@ class PageRepository(Repository):
         if found is None:
             raise NotFound("crawl session", session_id, field="session_id")
 
-    async def get_pages_to_crawl(self, session_id: uuid.UUID, limit: int = 10) -> PageList:
+    async def get_pages_to_crawl(
+        self, session_id: uuid.UUID, limit: int = 10, skip: int = 0
+    ) -> PageList:
         """A read-only look at the frontier: discovered pages, shallowest first, then oldest.
         Reserves nothing — ``claim_pages_to_crawl`` does."""
-        check_page_bounds(0, limit)
+        check_page_bounds(skip, limit)
         await self._require_session(session_id)
         where = (Page.session_id == session_id, Page.status == PageStatus.DISCOVERED)
         total = await self.session.scalar(select(func.count()).select_from(Page).where(*where))
@@ -251,11 +253,12 @@ class PageRepository(Repository):
                 select(Page)
                 .where(*where)
                 .order_by(Page.depth, Page.discovered_at, Page.id)
+                .offset(skip)
                 .limit(limit)
             )
         ).all()
         items = [PagePublic.model_validate(r) for r in rows]
-        page = Pagination.of(int(total or 0), 0, limit, len(items))
+        page = Pagination.of(int(total or 0), skip, limit, len(items))
         return PageList(items=items, **page.model_dump())
 
     # --- the frontier ----------------------------------------------------------------------
