@@ -1,0 +1,220 @@
+"""The floors: what the same work costs without BugHive's layers.
+
+- ``trivial_server``: a separate ``MCPServer`` with one trivial tool (``ping``), reached over the
+  same transport as BugHive — the SDK's own per-call cost.
+- ``RawSql``: hand-written SQL through raw ``asyncpg``. For a tool, the *same* statements the
+  repository sends, in one transaction (so the ratio isolates SQLAlchemy, pydantic and the tool
+  layer); for the frontier, the textbook single-statement ``SKIP LOCKED`` claim; for statistics,
+  one hand-written pass.
+"""
+
+import uuid
+from typing import Any
+
+import asyncpg
+from mcp.server.mcpserver import MCPServer
+from pydantic import BaseModel
+
+from db.enums import BugCategory, BugPriority, BugStatus, PageStatus
+
+
+class Pong(BaseModel):
+    ok: bool
+    n: int
+
+
+def trivial_server() -> MCPServer:
+    """A server whose only tool does nothing but return a small typed result."""
+    server = MCPServer("bench-floor")
+
+    @server.tool()
+    async def ping(n: int) -> Pong:
+        """Answer at once."""
+        return Pong(ok=True, n=n)
+
+    return server
+
+
+# --- the frontier ------------------------------------------------------------------------
+
+CLAIM = """
+UPDATE pages AS p
+SET status = 'crawling', claim_token = gen_random_uuid(), claimed_at = now(),
+    lease_expires_at = now() + make_interval(secs => $3), attempts = p.attempts + 1,
+    updated_at = now()
+FROM (
+    SELECT id FROM pages
+    WHERE session_id = $1 AND status = 'discovered'
+    ORDER BY depth, discovered_at, id
+    LIMIT $2
+    FOR UPDATE SKIP LOCKED
+) AS picked
+WHERE p.id = picked.id
+RETURNING p.*
+"""
+
+RELEASE_CLAIMS = """
+UPDATE pages
+SET status = 'discovered', claim_token = NULL, claimed_at = NULL, lease_expires_at = NULL,
+    attempts = 0
+WHERE session_id = $1 AND status = 'crawling'
+"""
+
+# --- get_pages_to_crawl: the repository's three statements ---------------------------------
+
+SESSION_EXISTS = "SELECT id FROM crawl_sessions WHERE id = $1"
+FRONTIER_COUNT = "SELECT count(*) FROM pages WHERE session_id = $1 AND status = 'discovered'"
+FRONTIER_PAGES = """
+SELECT * FROM pages
+WHERE session_id = $1 AND status = 'discovered'
+ORDER BY depth, discovered_at, id
+LIMIT $2
+"""
+
+# --- create_bug: the repository's statements ----------------------------------------------
+
+PAGE_OF_BUG = "SELECT session_id, url FROM pages WHERE id = $1"
+UPSERT_BUG = """
+INSERT INTO bugs (session_id, page_id, fingerprint, category, priority, title, description,
+                  steps_to_reproduce, evidence, confidence)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9::jsonb, $10)
+ON CONFLICT (session_id, fingerprint) DO UPDATE SET fingerprint = bugs.fingerprint
+RETURNING id, (xmax = 0) AS created
+"""
+INSERT_OCCURRENCE = """
+INSERT INTO bug_occurrences (bug_id, session_id, page_id, evidence)
+VALUES ($1, $2, $3, $4::jsonb)
+ON CONFLICT (bug_id, page_id) DO NOTHING
+RETURNING id
+"""
+COUNT_BUG_FOUND = """
+UPDATE crawl_sessions SET bugs_found = bugs_found + 1, updated_at = now()
+WHERE id = $1 RETURNING id
+"""
+READ_BUG = "SELECT * FROM bugs WHERE id = $1"
+
+# --- mark_analyzed (fenced by the claim token) ----------------------------------------------
+
+FINISH_PAGE = """
+UPDATE pages
+SET status = 'analyzed', title = $3, analysis_result = $4::jsonb, response_time_ms = $5,
+    status_code = $6, crawled_at = now(), error_message = NULL, claim_token = NULL,
+    lease_expires_at = NULL, updated_at = now()
+WHERE id = $1 AND status = 'crawling' AND claim_token = $2
+RETURNING *
+"""
+COUNT_PAGE_CRAWLED = """
+UPDATE crawl_sessions SET pages_crawled = pages_crawled + 1, updated_at = now()
+WHERE id = $1 RETURNING id
+"""
+
+
+def _filters(column: str, values: list[str]) -> str:
+    return ",\n    ".join(
+        f"count(*) FILTER (WHERE {column} = '{v}') AS {column}__{v}" for v in values
+    )
+
+
+# --- statistics: one hand-written pass each ------------------------------------------------
+
+BUG_STATISTICS = f"""
+SELECT count(*) AS total, coalesce(sum(occurrences), 0) AS occurrences,
+    avg(confidence) AS average_confidence,
+    {_filters("priority", [p.value for p in BugPriority])},
+    {_filters("category", [c.value for c in BugCategory])},
+    {_filters("status", [s.value for s in BugStatus])}
+FROM bugs WHERE session_id = $1
+"""
+SESSION_STATISTICS = f"""
+SELECT s.*, pages.*, bugs.*,
+    extract(epoch FROM coalesce(s.completed_at, now()) - s.started_at) AS duration
+FROM crawl_sessions AS s,
+    (SELECT {_filters("status", [p.value for p in PageStatus])},
+        count(*) FILTER (WHERE status = 'crawling' AND lease_expires_at > now())
+            AS pages_leased
+     FROM pages WHERE session_id = $1) AS pages,
+    (SELECT {_filters("priority", [p.value for p in BugPriority])}
+     FROM bugs WHERE session_id = $1) AS bugs
+WHERE s.id = $1
+"""
+
+
+class RawSql:
+    """The floor's database work, on one asyncpg connection."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.conn = conn
+
+    async def claim(
+        self, session_id: uuid.UUID, limit: int = 10, lease_seconds: int = 300
+    ) -> list[asyncpg.Record]:
+        rows: list[asyncpg.Record] = await self.conn.fetch(
+            CLAIM, session_id, limit, float(lease_seconds)
+        )
+        return rows
+
+    async def get_pages_to_crawl(
+        self, session_id: uuid.UUID, limit: int = 10
+    ) -> tuple[int, list[asyncpg.Record]]:
+        async with self.conn.transaction():
+            await self.conn.fetchval(SESSION_EXISTS, session_id)
+            total: int = await self.conn.fetchval(FRONTIER_COUNT, session_id)
+            rows: list[asyncpg.Record] = await self.conn.fetch(FRONTIER_PAGES, session_id, limit)
+        return total, rows
+
+    async def create_bug(
+        self, session_id: uuid.UUID, page_id: uuid.UUID, fingerprint: str, **bug: Any
+    ) -> asyncpg.Record:
+        async with self.conn.transaction():
+            await self.conn.fetchrow(PAGE_OF_BUG, page_id)
+            bug_id, created = await self.conn.fetchrow(
+                UPSERT_BUG,
+                session_id,
+                page_id,
+                fingerprint,
+                bug["category"],
+                bug["priority"],
+                bug["title"],
+                bug["description"],
+                bug.get("steps_json", "[]"),
+                bug.get("evidence_json", "[]"),
+                bug.get("confidence", 0.5),
+            )
+            await self.conn.fetchval(
+                INSERT_OCCURRENCE, bug_id, session_id, page_id, bug.get("evidence_json", "[]")
+            )
+            if created:
+                await self.conn.fetchval(COUNT_BUG_FOUND, session_id)
+            row: asyncpg.Record = await self.conn.fetchrow(READ_BUG, bug_id)
+        return row
+
+    async def mark_analyzed(
+        self,
+        page_id: uuid.UUID,
+        claim_token: uuid.UUID,
+        title: str | None,
+        analysis_json: str | None,
+        response_time_ms: int | None,
+        status_code: int | None,
+    ) -> asyncpg.Record | None:
+        async with self.conn.transaction():
+            row: asyncpg.Record | None = await self.conn.fetchrow(
+                FINISH_PAGE,
+                page_id,
+                claim_token,
+                title,
+                analysis_json,
+                response_time_ms,
+                status_code,
+            )
+            if row is not None:
+                await self.conn.fetchval(COUNT_PAGE_CRAWLED, row["session_id"])
+        return row
+
+    async def bug_statistics(self, session_id: uuid.UUID) -> asyncpg.Record:
+        row: asyncpg.Record = await self.conn.fetchrow(BUG_STATISTICS, session_id)
+        return row
+
+    async def session_statistics(self, session_id: uuid.UUID) -> asyncpg.Record:
+        row: asyncpg.Record = await self.conn.fetchrow(SESSION_STATISTICS, session_id)
+        return row
