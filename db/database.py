@@ -24,6 +24,7 @@ from db import schema_version
 from db.config import DatabaseConfig
 from db.errors import DatabaseUnavailable
 from db.models import Base
+from db.tenancy import bind_tenant
 
 log = logging.getLogger(__name__)
 
@@ -97,13 +98,18 @@ class Database:
         return f"Database({self.url.render_as_string(hide_password=True)!r})"
 
     @asynccontextmanager
-    async def session(self) -> AsyncIterator[AsyncSession]:
+    async def session(self, tenant: str | None = None) -> AsyncIterator[AsyncSession]:
         """A unit of work: commits when the block exits normally, rolls back on any exception.
+
+        With ``tenant``, its first statement binds the transaction to that tenant (multi-tenant
+        mode, see :mod:`db.tenancy`); the binding ends with the transaction.
 
         Connection-level failures surface as :class:`DatabaseUnavailable` (retryable)."""
         try:
             async with self.session_factory() as session:
                 try:
+                    if tenant is not None:
+                        await bind_tenant(session, tenant)
                     yield session
                     await session.commit()
                 except BaseException:
