@@ -48,6 +48,11 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("migrate", help="bring the database schema to the newest revision")
     report = sub.add_parser("report", help="print the Markdown report of a crawl session")
     report.add_argument("session_id", help="the crawl session's id")
+    grant = sub.add_parser(
+        "grant-runtime-role",
+        help="multi-tenant mode: grant a role what the server needs (run as the tables' owner)",
+    )
+    grant.add_argument("role", help="the existing role the server will connect as")
     doctor = sub.add_parser("doctor", help="check settings, database and schema")
     doctor.add_argument("--json", action="store_true", help="machine-readable output")
     return parser
@@ -111,8 +116,9 @@ async def _migrate() -> str | None:
         await db.close()
 
 
-async def _doctor() -> dict[str, Any]:
+async def _doctor(multi_tenant: bool = False) -> dict[str, Any]:
     from db.database import Database
+    from db.tenancy import row_security
 
     config = DatabaseConfig()
     report: dict[str, Any] = {
@@ -143,6 +149,10 @@ async def _doctor() -> dict[str, Any]:
             problems.append("database unreachable")
         elif revision != report["expected_schema_revision"]:
             problems.append("schema not at the newest revision: run `bughive-mcp migrate`")
+        elif multi_tenant:
+            security = await row_security(db.engine)
+            report["row_security"] = "enforced" if security.enforced else "not enforced"
+            problems += [f"multi-tenant mode: {p}" for p in security.problems]
         report["healthy"] = not problems
         if problems:
             report["problem"] = "; ".join(problems)
@@ -151,7 +161,19 @@ async def _doctor() -> dict[str, Any]:
     return report
 
 
-async def _report(session_id: str) -> str:
+async def _grant_runtime_role(role: str) -> list[str]:
+    from db.database import Database
+    from db.tenancy import grant_runtime_role
+
+    db = await anyio.to_thread.run_sync(Database, DatabaseConfig())
+    try:
+        async with db.engine.begin() as conn:
+            return await grant_runtime_role(conn, role)
+    finally:
+        await db.close()
+
+
+async def _report(session_id: str, tenant: str | None = None) -> str:
     import uuid
 
     from bughive_mcp.report import build_report, render_markdown
@@ -159,17 +181,17 @@ async def _report(session_id: str) -> str:
 
     db = await anyio.to_thread.run_sync(Database, DatabaseConfig())
     try:
-        async with db.session() as session:
+        async with db.session(tenant=tenant) as session:
             return render_markdown(await build_report(session, uuid.UUID(session_id)))
     finally:
         await db.close()
 
 
-def report(session_id: str) -> int:
+def report(session_id: str, tenant: str | None = None) -> int:
     from db.errors import DomainError
 
     try:
-        text = anyio.run(_report, session_id)
+        text = anyio.run(_report, session_id, tenant)
     except ValueError:
         log.error("%r is not a session id (a UUID)", session_id)
         return 2
@@ -180,8 +202,8 @@ def report(session_id: str) -> int:
     return 0
 
 
-def doctor(as_json: bool) -> int:
-    report = anyio.run(_doctor)
+def doctor(as_json: bool, multi_tenant: bool = False) -> int:
+    report = anyio.run(_doctor, multi_tenant)
     if as_json:
         print(json.dumps(report, indent=2))  # noqa: T201 - doctor's output is for a human
     else:
@@ -202,8 +224,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.info("schema at revision %s", revision)
         return 0
     if command == "report":
-        return report(args.session_id)
-    return doctor(args.json)
+        return report(args.session_id, settings.tenant)
+    if command == "grant-runtime-role":
+        for statement in anyio.run(_grant_runtime_role, args.role):
+            log.info("%s", statement)
+        return 0
+    return doctor(args.json, settings.multi_tenant)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -5,7 +5,7 @@ liveness probes), then the SDK's transport with explicit DNS-rebinding protectio
 Origin allow-lists for every bind address, not only localhost) and a request-body limit.
 """
 
-import hmac
+from collections.abc import Iterable
 
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.requests import Request
@@ -14,6 +14,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bughive_mcp.server import BugHiveServer
 from bughive_mcp.settings import ServerSettings
+from bughive_mcp.tenancy import TenantToken, current_tenant, match_token
 
 MCP_PATH = "/mcp"
 HEALTH_PATH = "/healthz"
@@ -25,11 +26,20 @@ class InsecureBindError(ValueError):
 
 
 def check_http_settings(settings: ServerSettings) -> None:
-    if not settings.is_loopback and settings.auth_token is None:
+    if not settings.is_loopback and settings.auth_token is None and not settings.tenant_tokens:
         raise InsecureBindError(
             f"refusing to serve HTTP on {settings.host} without authentication: set "
             "BUGHIVE_AUTH_TOKEN (a long random string) or bind to 127.0.0.1"
         )
+    if settings.auth_token is not None and settings.tenant_tokens:
+        token = settings.auth_token.get_secret_value()
+        if settings.tenant is None:
+            raise InsecureBindError(
+                "multi-tenant mode: BUGHIVE_AUTH_TOKEN would act as no tenant; set "
+                "BUGHIVE_TENANT for it, or give each client a token in BUGHIVE_TENANT_TOKENS"
+            )
+        if any(t.token.get_secret_value() == token for t in settings.tenant_tokens):
+            raise InsecureBindError("BUGHIVE_AUTH_TOKEN is also one of BUGHIVE_TENANT_TOKENS")
 
 
 def transport_security(settings: ServerSettings) -> TransportSecuritySettings:
@@ -50,11 +60,25 @@ def transport_security(settings: ServerSettings) -> TransportSecuritySettings:
 
 
 class BearerTokenMiddleware:
-    """Requires ``Authorization: Bearer <token>`` on every HTTP request but the health probe."""
+    """Requires ``Authorization: Bearer <token>`` on every HTTP request but the health probe.
 
-    def __init__(self, app: ASGIApp, token: str) -> None:
+    In multi-tenant mode each token acts as a tenant (``tenant`` for ``token``, and every
+    entry of ``tenant_tokens``): the request is served with ``current_tenant`` set to it."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        token: str | None = None,
+        *,
+        tenant: str | None = None,
+        tenant_tokens: Iterable[TenantToken] = (),
+    ) -> None:
         self.app = app
-        self.token = token.encode()
+        self.principals: list[tuple[bytes, str | None]] = [
+            (t.token.get_secret_value().encode(), t.tenant) for t in tenant_tokens
+        ]
+        if token is not None:
+            self.principals.append((token.encode(), tenant))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope.get("path") == HEALTH_PATH:
@@ -62,9 +86,8 @@ class BearerTokenMiddleware:
             return
         header = Request(scope).headers.get("authorization", "")
         scheme, _, presented = header.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(
-            presented.strip().encode(), self.token
-        ):
+        authenticated, tenant = match_token(presented.strip(), self.principals)
+        if scheme.lower() != "bearer" or not authenticated:
             response = JSONResponse(
                 {"error": "unauthorized", "error_description": "a valid bearer token is required"},
                 status_code=401,
@@ -72,7 +95,11 @@ class BearerTokenMiddleware:
             )
             await response(scope, receive, send)
             return
-        await self.app(scope, receive, send)
+        bound = current_tenant.set(tenant)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            current_tenant.reset(bound)
 
 
 def build_http_app(server: BugHiveServer, settings: ServerSettings) -> ASGIApp:
@@ -90,6 +117,9 @@ def build_http_app(server: BugHiveServer, settings: ServerSettings) -> ASGIApp:
         transport_security=transport_security(settings),
         host=settings.host,
     )
-    if settings.auth_token is not None:
-        app = BearerTokenMiddleware(app, settings.auth_token.get_secret_value())
+    if settings.auth_token is not None or settings.tenant_tokens:
+        token = settings.auth_token.get_secret_value() if settings.auth_token else None
+        app = BearerTokenMiddleware(
+            app, token, tenant=settings.tenant, tenant_tokens=settings.tenant_tokens
+        )
     return app

@@ -6,11 +6,20 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from bughive_mcp.tenancy import TenantToken, parse_tenant_tokens
+from db.tenancy import check_tenant
+
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
 class ServerSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="BUGHIVE_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="BUGHIVE_",
+        env_file=".env",
+        extra="ignore",
+        # A refused value would otherwise be echoed in the error, tokens included.
+        hide_input_in_errors=True,
+    )
 
     transport: Literal["stdio", "http"] = "stdio"
     host: str = "127.0.0.1"
@@ -55,6 +64,29 @@ class ServerSettings(BaseSettings):
         default=3, ge=1, le=100, description="Leases a page gets before it is set to error."
     )
 
+    tenant: str | None = Field(
+        default=None,
+        description="Multi-tenant mode: the tenant of every call on stdio (and of "
+        "BUGHIVE_AUTH_TOKEN over HTTP).",
+    )
+    tenant_tokens: Annotated[list[TenantToken], NoDecode] = Field(
+        default_factory=list,
+        description="Multi-tenant mode over HTTP: comma-separated tenant:token pairs; each "
+        "bearer token acts as its tenant.",
+    )
+
+    @field_validator("tenant", mode="before")
+    @classmethod
+    def _tenant_name(cls, value: object) -> object:
+        if value == "":
+            return None  # BUGHIVE_TENANT= (empty) means unset
+        return check_tenant(value) if isinstance(value, str) else value
+
+    @field_validator("tenant_tokens", mode="before")
+    @classmethod
+    def _tenant_tokens(cls, value: object) -> object:
+        return parse_tenant_tokens(value) if isinstance(value, str) else value
+
     @field_validator(
         "toolsets", "tools", "exclude_tools", "allowed_origins", "allowed_hosts", mode="before"
     )
@@ -67,3 +99,8 @@ class ServerSettings(BaseSettings):
     @property
     def is_loopback(self) -> bool:
         return self.host in LOOPBACK_HOSTS
+
+    @property
+    def multi_tenant(self) -> bool:
+        """Every call is bound to a tenant (row-level security; see ``bughive_mcp.tenancy``)."""
+        return self.tenant is not None or bool(self.tenant_tokens)

@@ -12,6 +12,7 @@ from mcp.server.mcpserver import Context, MCPServer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bughive_mcp.settings import ServerSettings
+from bughive_mcp.tenancy import check_multi_tenant_database, request_tenant
 from db.config import DatabaseConfig
 from db.database import Database
 
@@ -40,7 +41,10 @@ def make_lifespan(
         # Starting an embedded PostgreSQL blocks for about a second: keep it off the loop.
         db = await anyio.to_thread.run_sync(Database, config)
         try:
-            if settings.auto_migrate and not settings.read_only:
+            if settings.multi_tenant:
+                # The runtime role may not change the schema, and must be bound by the policies.
+                await check_multi_tenant_database(db)
+            elif settings.auto_migrate and not settings.read_only:
                 await db.init_db()
             log.info("database ready at %r (schema %s)", db, await db.schema_revision())
             yield AppState(db=db, settings=settings)
@@ -53,7 +57,8 @@ def make_lifespan(
 def unit_of_work(ctx: AppContext) -> AbstractAsyncContextManager[AsyncSession]:
     """One transaction per tool call: commits when the tool returns, rolls back if it raises."""
     state: AppState = ctx.request_context.lifespan_context
-    return state.db.session()
+    settings = state.settings
+    return state.db.session(tenant=request_tenant(settings.tenant, settings.multi_tenant))
 
 
 def server_settings(ctx: AppContext) -> ServerSettings:
