@@ -168,7 +168,8 @@ class PageRepository(Repository):
             )
         created = await self._insert(session_id, {url: candidates[url] for url in fresh[:capacity]})
         # Rows another writer inserted between our look-up and insert count as existing.
-        late = [url for url in fresh[:capacity] if url not in {r.url for r in created}]
+        stored = {r.url for r in created}  # built once: per URL it made the batch O(n²)
+        late = [url for url in fresh[:capacity] if url not in stored]
         known.update(await self._existing(session_id, late))
         if created:
             await CrawlSessionRepository(self.session).increment_pages_discovered(
