@@ -1,9 +1,16 @@
 """The ``Database``: one pooled asyncpg engine and a unit-of-work ``session()`` per caller.
 
 Connection failures are turned into :class:`db.errors.DatabaseUnavailable` here, once, so no
-caller ever sees driver text (which may carry host names or SQL).
+caller ever sees driver text (which may carry host names or SQL). So are a full pool
+(:class:`ServerBusy`) and a statement cut off by ``statement_timeout`` (:class:`StatementTimeout`).
+
+A connection lost *during* the commit is the one ambiguous case: the commit may have happened
+with only its answer lost. ``session()`` then asks the database what became of the transaction
+(its id is read just before the commit), so a caller is told "nothing was changed" only when
+that is true, and the committed case is reported as the success it was.
 """
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -22,7 +29,13 @@ from sqlalchemy.pool import NullPool
 
 from db import schema_version
 from db.config import DatabaseConfig
-from db.errors import DatabaseUnavailable
+from db.errors import (
+    CommitOutcomeUnknown,
+    DatabaseUnavailable,
+    DomainError,
+    ServerBusy,
+    StatementTimeout,
+)
 from db.models import Base
 from db.tenancy import bind_tenant
 
@@ -32,6 +45,35 @@ APPLICATION_NAME = "bughive-mcp"
 
 # Errors that mean "could not talk to the database", as opposed to "the database said no".
 _UNAVAILABLE = (OSError, TimeoutError, ConnectionError, sa_exc.TimeoutError)
+# SQLSTATEs of the same: connection exceptions (class 08), the server shutting down or starting
+# up (57P01-57P03), too many connections (53300).
+_UNAVAILABLE_STATES = ("08", "57P01", "57P02", "57P03", "53300")
+QUERY_CANCELED = "57014"
+IN_FAILED_TRANSACTION = "25P02"
+
+# Read just before each commit: the transaction's id, or NULL when it wrote nothing.
+_TRANSACTION_ID = text("SELECT pg_current_xact_id_if_assigned()::text")
+_TRANSACTION_STATUS = text("SELECT pg_xact_status(CAST(CAST(:xid AS text) AS xid8))")
+# How long a lost commit's transaction may still show 'in progress' (its backend finishing).
+_SETTLE_SECONDS = 2.0
+
+
+def _causes(err: BaseException) -> list[BaseException]:
+    """``err`` and what it wraps: SQLAlchemy's ``orig``, the adapter's ``__cause__``…"""
+    chain: list[BaseException] = []
+    current: BaseException | None = err
+    while current is not None and current not in chain and len(chain) < 8:
+        chain.append(current)
+        current = getattr(current, "orig", None) or current.__cause__
+    return chain
+
+
+def _sqlstate(err: BaseException) -> str:
+    for cause in _causes(err):
+        code = getattr(cause, "sqlstate", None)
+        if isinstance(code, str) and code:
+            return code
+    return ""
 
 
 def _is_unavailable(err: BaseException) -> bool:
@@ -41,16 +83,19 @@ def _is_unavailable(err: BaseException) -> bool:
         return True
     if isinstance(err, sa_exc.InterfaceError | sa_exc.OperationalError):
         return True
-    origin = getattr(err, "orig", None) or err.__cause__
-    name = type(origin).__name__ if origin is not None else ""
-    return name in {
-        "ConnectionDoesNotExistError",
-        "ConnectionFailureError",
-        "CannotConnectNowError",
-        "AdminShutdownError",
-        "TooManyConnectionsError",
-        "InterfaceError",
-    }
+    if _sqlstate(err).startswith(_UNAVAILABLE_STATES):
+        return True
+    names = {type(cause).__name__ for cause in _causes(err)}
+    return not names.isdisjoint(
+        {
+            "ConnectionDoesNotExistError",
+            "ConnectionFailureError",
+            "CannotConnectNowError",
+            "AdminShutdownError",
+            "TooManyConnectionsError",
+            "InterfaceError",
+        }
+    )
 
 
 def resolve_url(config: DatabaseConfig) -> URL:
@@ -104,22 +149,90 @@ class Database:
         With ``tenant``, its first statement binds the transaction to that tenant (multi-tenant
         mode, see :mod:`db.tenancy`); the binding ends with the transaction.
 
-        Connection-level failures surface as :class:`DatabaseUnavailable` (retryable)."""
+        What the caller may rely on when it fails:
+
+        - :class:`DatabaseUnavailable` (connection failed or lost before the commit),
+          :class:`ServerBusy` (no free connection within ``pool_timeout``) and
+          :class:`StatementTimeout`: the transaction did not happen, nothing was changed;
+        - connection lost *during* the commit: the database is asked whether the transaction
+          committed. Committed → the block's work stands and ``session()`` exits normally;
+          aborted → :class:`DatabaseUnavailable`; the database cannot say (it is down) →
+          :class:`CommitOutcomeUnknown`, whose message says the change may have been saved."""
+        lost_commit: BaseException | None = None
+        xid: str | None = None
         try:
             async with self.session_factory() as session:
                 try:
                     if tenant is not None:
                         await bind_tenant(session, tenant)
                     yield session
-                    await session.commit()
+                    xid = None if self.config.read_only else await _transaction_id(session)
+                    lost_commit = await _commit(session)
                 except BaseException:
                     await session.rollback()
                     raise
         except Exception as err:
-            if _is_unavailable(err):
-                log.warning("database unavailable: %s", type(err).__name__)
-                raise DatabaseUnavailable() from err
-            raise
+            mapped = self._domain_error(err)
+            if mapped is None:
+                raise
+            log.warning("%s: %s", type(mapped).__name__, type(err).__name__)
+            raise mapped from err
+        if lost_commit is not None:
+            await self._settle_lost_commit(xid, lost_commit)
+
+    def _domain_error(self, err: Exception) -> DomainError | None:
+        """The caller-safe error for a failure of the database itself, or None."""
+        if isinstance(err, sa_exc.TimeoutError):  # the pool's timeout, not the network's
+            return ServerBusy(
+                self.config.pool_size + self.config.max_overflow, self.config.pool_timeout
+            )
+        if _sqlstate(err) == QUERY_CANCELED and "statement timeout" in str(err):
+            return StatementTimeout(self.config.statement_timeout_ms)
+        if _sqlstate(err) == QUERY_CANCELED:
+            return DatabaseUnavailable("database unavailable: the server cancelled the statement")
+        if _is_unavailable(err):
+            return DatabaseUnavailable()
+        return None
+
+    async def _settle_lost_commit(self, xid: str | None, err: BaseException) -> None:
+        """Returns when the transaction whose commit answer was lost did commit (or wrote
+        nothing, so its outcome does not matter); raises otherwise."""
+        if xid is None:
+            return
+        status = await self.transaction_status(xid)
+        log.warning("connection lost during commit: transaction %s is %s", xid, status)
+        if status == "committed":
+            return
+        if status == "aborted":
+            raise DatabaseUnavailable(
+                "database unavailable: the connection was lost before the commit completed"
+            ) from err
+        raise CommitOutcomeUnknown() from err
+
+    async def transaction_status(self, xid: str) -> str | None:
+        """``committed``, ``aborted`` or ``in progress`` for a transaction id; None when the
+        database cannot be asked. For up to 2 s it asks again while the transaction is still
+        in progress (its backend finishing) or the question's own connection fails."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + _SETTLE_SECONDS
+        delay = 0.01
+        while True:
+            status: str | None = None
+            try:
+                async with self.engine.connect() as conn:
+                    answer = await conn.scalar(_TRANSACTION_STATUS, {"xid": xid})
+                status = None if answer is None else str(answer)
+                if status != "in progress":
+                    return status
+            except Exception as err:
+                if not _is_unavailable(err) or isinstance(err, sa_exc.TimeoutError):
+                    log.warning("cannot ask for transaction %s: %s", xid, type(err).__name__)
+                    return None
+            if loop.time() >= deadline:
+                log.warning("transaction %s still unsettled after %s s", xid, _SETTLE_SECONDS)
+                return status
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.2)
 
     async def init_db(self) -> None:
         """Bring the schema to the newest revision (runs the Alembic migrations)."""
@@ -159,6 +272,32 @@ class Database:
 
     async def close(self) -> None:
         await self.engine.dispose()
+
+
+async def _transaction_id(session: AsyncSession) -> str | None:
+    """The id of the session's transaction, or None when it has written nothing."""
+    if not session.in_transaction():
+        return None
+    try:
+        xid = await session.scalar(_TRANSACTION_ID)
+    except sa_exc.DBAPIError as err:
+        if _sqlstate(err) != IN_FAILED_TRANSACTION:
+            raise
+        return None  # the transaction already failed (the block caught the error): it rolls back
+    return None if xid is None else str(xid)
+
+
+async def _commit(session: AsyncSession) -> BaseException | None:
+    """Commit; returns the error instead of raising it when the connection was lost during
+    the commit (the outcome is then unknown, not failed)."""
+    try:
+        await session.commit()
+    except Exception as err:
+        if not _is_unavailable(err) or isinstance(err, sa_exc.TimeoutError):
+            raise
+        await session.rollback()
+        return err
+    return None
 
 
 def _current_revision(conn: Connection) -> str | None:

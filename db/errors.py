@@ -77,7 +77,46 @@ class OutOfScope(DomainError):
 
 
 class DatabaseUnavailable(DomainError):
-    """The database could not be reached or did not answer in time; the call may be retried."""
+    """The database could not be reached or the connection was lost before the commit: the
+    transaction did not happen, so the call may be retried as it is."""
 
-    def __init__(self, detail: str = "the database is unavailable") -> None:
+    def __init__(
+        self,
+        detail: str = "database unavailable: the connection to the database failed or was lost",
+    ) -> None:
         super().__init__(f"{detail}; nothing was changed, retry the call in a few seconds")
+
+
+class ServerBusy(DatabaseUnavailable):
+    """Every pooled connection stayed in use for the whole ``pool_timeout``: nothing ran."""
+
+    def __init__(self, connections: int, waited_seconds: float) -> None:
+        super().__init__(
+            f"server busy: all {connections} database connections stayed in use for "
+            f"{waited_seconds:g} s"
+        )
+
+
+class CommitOutcomeUnknown(DatabaseUnavailable):
+    """The connection was lost during the commit and the database could not be asked
+    afterwards whether the transaction committed: the change may or may not have been saved."""
+
+    def __init__(self) -> None:
+        DomainError.__init__(
+            self,
+            "database unavailable: the connection was lost while the change was being committed, "
+            "so it may or may not have been saved. Retry in a few seconds: idempotent calls are "
+            "safe to repeat; for others, read the item back first",
+        )
+
+
+class StatementTimeout(DomainError):
+    """A statement ran past ``statement_timeout`` and PostgreSQL cancelled it (with its
+    transaction): nothing was changed."""
+
+    def __init__(self, timeout_ms: int) -> None:
+        self.timeout_ms = timeout_ms
+        super().__init__(
+            f"timed out: a database statement ran longer than the {timeout_ms} ms limit and was "
+            "cancelled; nothing was changed. Retry later, or ask for less (e.g. a smaller limit)"
+        )
