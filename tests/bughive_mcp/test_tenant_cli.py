@@ -13,10 +13,12 @@ import asyncpg
 import pytest
 from sqlalchemy.engine import URL
 
+from db.database import Database
+from db.repositories import CrawlSessionRepository
 from db.tenancy import RUNTIME_PRIVILEGES, TENANT_TABLES, quote_identifier
 from tests.bughive_mcp.processes import SERVER_COMMAND, child_env
-from tests.conftest import PostgresServer, asyncpg_dsn
-from tests.tenants import ACME, runtime_role
+from tests.conftest import PostgresServer, asyncpg_dsn, make_config
+from tests.tenants import ACME, GLOBEX, runtime_role
 
 
 def run(url: URL, workdir: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -103,3 +105,27 @@ def test_doctor_in_multi_tenant_mode_flags_a_role_that_bypasses_the_policies(
     report = json.loads(finished.stdout)
     assert (report["healthy"], report["row_security"]) == (False, "not enforced")
     assert "multi-tenant mode: role" in report["problem"]
+
+
+async def session_of(url: URL, tenant: str) -> str:
+    db = Database(make_config(), url=url)
+    try:
+        async with db.session(tenant=tenant) as s:
+            created = await CrawlSessionRepository(s).create_session(f"https://{tenant}.example")
+        return str(created.id)
+    finally:
+        await db.close()
+
+
+@pytest.mark.usefixtures("empty_tables")
+async def test_report_reads_as_bughive_tenant(runtime_url: URL, tmp_path: Path) -> None:
+    ours, theirs = [await session_of(runtime_url, tenant) for tenant in (ACME, GLOBEX)]
+
+    mine = run(runtime_url, tmp_path, "report", ours, BUGHIVE_TENANT=ACME)
+    foreign = run(runtime_url, tmp_path, "report", theirs, BUGHIVE_TENANT=ACME)
+
+    assert mine.returncode == 0, mine.stderr
+    assert "acme.example" in mine.stdout
+    assert foreign.returncode == 1
+    assert f"crawl session {theirs} does not exist" in foreign.stderr
+    assert "globex" not in foreign.stdout + foreign.stderr
