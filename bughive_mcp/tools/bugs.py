@@ -16,7 +16,7 @@ Confidence = Annotated[float, Field(ge=0, le=1, description="How sure the analys
 Step = Annotated[str, Field(min_length=1, max_length=1000)]
 
 
-@tool("File bug", toolset="bugs")
+@tool("File bug", toolset="bugs", idempotent=True)
 async def create_bug(
     session_id: SessionId,
     page_id: Annotated[PageId, Field(description="Page the bug was found on.")],
@@ -46,8 +46,8 @@ async def create_bug(
 ) -> BugFiled:
     """File a bug found on a page (status detected). Deduplicated: the same category + title
     on the same kind of page (or the same dedup_key) returns the known bug with created=false
-    and one more occurrence. Give concrete steps and evidence. Next: mark_validated or
-    dismiss_bug."""
+    and one more occurrence; repeating a call adds nothing. Give concrete steps and evidence.
+    Next: mark_validated or dismiss_bug."""
     async with unit_of_work(ctx) as s:
         return await BugRepository(s).create_bug(
             session_id,
@@ -82,7 +82,7 @@ async def mark_validated(bug_id: BugId, ctx: AppContext) -> BugPublic:
         return await BugRepository(s).mark_validated(bug_id)
 
 
-@tool("Mark bug reported", toolset="bugs")
+@tool("Mark bug reported", toolset="bugs", idempotent=True)
 async def mark_reported(
     bug_id: BugId,
     linear_issue_id: Annotated[
@@ -93,7 +93,8 @@ async def mark_reported(
     ],
     ctx: AppContext,
 ) -> BugPublic:
-    """Record that a validated bug was filed in Linear (validated → reported)."""
+    """Record that a validated bug was filed in Linear (validated → reported). Repeating it
+    with the same linear_issue_id returns the bug unchanged."""
     async with unit_of_work(ctx) as s:
         return await BugRepository(s).mark_reported(bug_id, linear_issue_id, linear_issue_url)
 

@@ -17,11 +17,13 @@ async def create_session(
     base_url: Annotated[HttpUrl, Field(description="Site to crawl, e.g. https://shop.example")],
     ctx: AppContext,
     config: CrawlConfig | None = None,
+    idempotency_key: Annotated[str | None, Field(min_length=1, max_length=255)] = None,
 ) -> CrawlSessionPublic:
     """Start here: create a crawl session (status pending) for a site. Returns the session;
-    pass its id to every other tool. Next: start_session, then create_page for the base URL."""
+    pass its id to every other tool. Next: start_session, then create_page for the base URL.
+    With an idempotency_key, a retry with the same key returns the same session."""
     async with unit_of_work(ctx) as s:
-        return await CrawlSessionRepository(s).create_session(base_url, config)
+        return await CrawlSessionRepository(s).create_session(base_url, config, idempotency_key)
 
 
 @tool("Start crawl session", toolset="sessions")

@@ -11,7 +11,7 @@ from sqlalchemy import case, func, literal_column, select, update
 from sqlalchemy.dialects.postgresql import insert
 
 from db.enums import BugCategory, BugPriority, BugStatus
-from db.errors import InvalidArgument, NotFound
+from db.errors import InvalidArgument, InvalidTransition, NotFound
 from db.fingerprint import bug_fingerprint
 from db.models import Bug, BugOccurrence, CrawlSession, Page
 from db.repositories.base import Repository, check_page_bounds, count_by, counts_from_row
@@ -134,19 +134,30 @@ class BugRepository(Repository):
     async def mark_reported(
         self, bug_id: uuid.UUID, linear_issue_id: str, linear_issue_url: str
     ) -> BugPublic:
-        """validated → reported, remembering the Linear issue it was filed as."""
-        row = await self._transition(
-            Bug,
-            bug_id,
-            action="report",
-            allowed_from=[BugStatus.VALIDATED],
-            values={
-                "status": BugStatus.REPORTED,
-                "linear_issue_id": linear_issue_id,
-                "linear_issue_url": linear_issue_url,
-                "reported_at": func.now(),
-            },
-        )
+        """validated → reported, remembering the Linear issue it was filed as.
+
+        Idempotent: repeating it for a bug already reported as the same ``linear_issue_id``
+        returns the bug unchanged (a retry after a lost answer is safe); reported as another
+        issue, it is an :class:`InvalidTransition` as before."""
+        try:
+            row = await self._transition(
+                Bug,
+                bug_id,
+                action="report",
+                allowed_from=[BugStatus.VALIDATED],
+                values={
+                    "status": BugStatus.REPORTED,
+                    "linear_issue_id": linear_issue_id,
+                    "linear_issue_url": linear_issue_url,
+                    "reported_at": func.now(),
+                },
+            )
+        except InvalidTransition as refused:
+            if refused.current == BugStatus.REPORTED:
+                bug = await self.get(bug_id)
+                if bug.linear_issue_id == linear_issue_id:
+                    return bug
+            raise
         return BugPublic.model_validate(row)
 
     async def dismiss(self, bug_id: uuid.UUID, reason: str) -> BugPublic:

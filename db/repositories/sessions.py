@@ -7,11 +7,12 @@ from decimal import Decimal
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import func, select, true, update
+from sqlalchemy import func, literal_column, select, true, update
+from sqlalchemy.dialects.postgresql import insert
 
 from db.enums import BugPriority, PageStatus, SessionStatus
 from db.errors import Conflict, InvalidArgument, NotFound
-from db.models import Bug, CrawlSession, Page
+from db.models import TENANT_DEFAULT, Bug, CrawlSession, Page
 from db.repositories.base import Repository, check_page_bounds, count_by, counts_from_row
 from db.schemas import (
     CrawlConfig,
@@ -28,9 +29,18 @@ MAX_COST_PER_CALL = Decimal("10000")
 
 class CrawlSessionRepository(Repository):
     async def create_session(
-        self, base_url: str, config: CrawlConfig | Mapping[str, Any] | None = None
+        self,
+        base_url: str,
+        config: CrawlConfig | Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
     ) -> CrawlSessionPublic:
-        """Create a session in status ``pending`` with all counters at 0."""
+        """Create a session in status ``pending`` with all counters at 0.
+
+        With ``idempotency_key`` the call is replay-safe: the first call with a key creates the
+        session; every later call with the same key (in the same tenant) creates nothing and
+        returns that session as it is now (its first config stands), even when both run at
+        once — the unique index on ``(tenant, idempotency_key)`` decides. A key already used
+        for another base URL is a :class:`Conflict`."""
         if isinstance(config, CrawlConfig):
             crawl_config = config
         else:
@@ -42,10 +52,45 @@ class CrawlSessionRepository(Repository):
             base_url = CrawlScope(base_url, crawl_config).normalize(base_url)
         except InvalidUrl as exc:
             raise InvalidArgument("base_url", str(exc)) from None
+        if idempotency_key is not None:
+            return await self._create_once(base_url, crawl_config, idempotency_key)
         row = CrawlSession(base_url=base_url, config=crawl_config.to_storage())
         self.session.add(row)
         await self.session.flush()
         await self.session.refresh(row)
+        return CrawlSessionPublic.model_validate(row)
+
+    async def _create_once(
+        self, base_url: str, crawl_config: CrawlConfig, idempotency_key: str
+    ) -> CrawlSessionPublic:
+        created = await self.session.scalar(
+            insert(CrawlSession)
+            .values(
+                base_url=base_url,
+                config=crawl_config.to_storage(),
+                idempotency_key=idempotency_key,
+            )
+            .on_conflict_do_nothing(index_elements=["tenant", "idempotency_key"])
+            .returning(CrawlSession.id)
+        )
+        if created is not None:
+            return await self.get(created)
+        row = await self.session.scalar(
+            select(CrawlSession)
+            .where(
+                CrawlSession.tenant == literal_column(TENANT_DEFAULT),
+                CrawlSession.idempotency_key == idempotency_key,
+            )
+            .execution_options(populate_existing=True)
+        )
+        # The key is the caller's text: named, never echoed (it may be huge, or a secret).
+        if row is None:  # the row that conflicted is gone again (deleted meanwhile)
+            raise Conflict("the idempotency_key is in use by a session being deleted; retry")
+        if row.base_url != base_url:
+            raise Conflict(
+                f"the idempotency_key was already used to create crawl session {row.id} for "
+                "another base_url; use a new key for another site"
+            )
         return CrawlSessionPublic.model_validate(row)
 
     async def _get_row(self, session_id: uuid.UUID) -> CrawlSession:
