@@ -54,6 +54,9 @@ MAX_CLAIM = 100
 DEFAULT_LEASE_SECONDS = 300
 MAX_LEASE_SECONDS = 24 * 3600
 DEFAULT_MAX_ATTEMPTS = 3
+# A claim reports how many pages still wait, but counts no further than this: counting them
+# all made every claim a pass over the frontier (94 ms at 1M pending pages, vs 5 ms raw).
+REMAINING_COUNT_CAP = 1_000
 
 
 def _lease(seconds: int) -> ColumnElement[Any]:
@@ -278,7 +281,10 @@ class PageRepository(Repository):
         ``max_attempts`` leases were handed out). Then one ``UPDATE … FROM (SELECT … FOR
         UPDATE SKIP LOCKED)`` takes the pages: concurrent callers never receive the same page
         and never wait for each other. The select is served by the partial index
-        ``ix_pages_frontier``, so its cost does not grow with the number of pages."""
+        ``ix_pages_frontier``, so its cost does not grow with the number of pages.
+
+        ``remaining`` is exact up to ``REMAINING_COUNT_CAP`` (1,000) and says 1,000 beyond it
+        ("at least that many"); 0 still means the frontier is empty."""
         if not 1 <= limit <= MAX_CLAIM:
             raise InvalidArgument("limit", f"must be between 1 and {MAX_CLAIM}, got {limit}")
         if max_attempts < 1:
@@ -317,11 +323,15 @@ class PageRepository(Repository):
         )
         rows = (await self.session.scalars(stmt)).all()
         rows = sorted(rows, key=lambda r: (r.depth, r.discovered_at, str(r.id)))
-        remaining = await self.session.scalar(
-            select(func.count())
-            .select_from(Page)
+        # Counted up to REMAINING_COUNT_CAP: exact while the frontier is small (where
+        # "0 = done" matters), a bounded index-only scan however large the frontier grows.
+        waiting = (
+            select(Page.id)
             .where(Page.session_id == session_id, Page.status == PageStatus.DISCOVERED)
+            .limit(REMAINING_COUNT_CAP)
+            .subquery()
         )
+        remaining = await self.session.scalar(select(func.count()).select_from(waiting))
         return ClaimResult(
             items=[PageClaim.model_validate(r) for r in rows],
             lease_seconds=lease_seconds,
