@@ -59,6 +59,32 @@ def transport_security(settings: ServerSettings) -> TransportSecuritySettings:
     )
 
 
+class DeclaredBodyLimitMiddleware:
+    """Refuses a request whose ``Content-Length`` is over the limit with 413 and a body that
+    names the limit and the setting. (Bodies without a length are counted by the SDK's own
+    limit behind this one, which answers 413 too.)"""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            declared = Request(scope).headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > self.max_bytes:
+                response = JSONResponse(
+                    {
+                        "error": "request_too_large",
+                        "error_description": f"the request body is {declared} bytes, over the "
+                        f"limit of {self.max_bytes} bytes (BUGHIVE_MAX_REQUEST_BYTES)",
+                    },
+                    status_code=413,
+                )
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 class BearerTokenMiddleware:
     """Requires ``Authorization: Bearer <token>`` on every HTTP request but the health probe.
 
@@ -117,6 +143,7 @@ def build_http_app(server: BugHiveServer, settings: ServerSettings) -> ASGIApp:
         transport_security=transport_security(settings),
         host=settings.host,
     )
+    app = DeclaredBodyLimitMiddleware(app, settings.max_request_bytes)
     if settings.auth_token is not None or settings.tenant_tokens:
         token = settings.auth_token.get_secret_value() if settings.auth_token else None
         app = BearerTokenMiddleware(

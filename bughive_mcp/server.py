@@ -11,6 +11,7 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 from mcp.types import CallToolResult, InputRequiredResult, TextContent
 
+from bughive_mcp.arguments import keep_text_arguments
 from bughive_mcp.errors import INTERNAL_ERROR, to_tool_error
 from bughive_mcp.prompts import register_prompts
 from bughive_mcp.resources import register_resources
@@ -92,12 +93,19 @@ class BugHiveServer(MCPServer[AppState]):
         known = set(found.parameters.get("properties", {}))
         unknown = sorted(set(arguments) - known)
         if unknown:
-            listed = ", ".join(f"'{u}'" for u in unknown)
+            listed = ", ".join(f"'{shown_name(u)}'" for u in unknown[:10])
             allowed = ", ".join(sorted(known)) or "none"
             raise ToolError(
                 f"Error executing tool {name}: unknown argument(s) {listed}; "
                 f"allowed arguments: {allowed}"
             )
+
+
+def shown_name(name: str, limit: int = 100) -> str:
+    """An argument name as an error message may quote it: unprintable characters escaped
+    (``\\u0000``), at most ``limit`` characters (a name can be any JSON string)."""
+    escaped = "".join(c if c.isprintable() else f"\\u{ord(c):04x}" for c in name[:limit])
+    return escaped + ("…" if len(name) > limit else "")
 
 
 def _refuse_nul_characters(name: str, arguments: dict[str, Any]) -> None:
@@ -162,6 +170,7 @@ def build_server(
         )
         registered = server._tool_manager.get_tool(spec.name)
         if registered is not None:
+            keep_text_arguments(registered)
             registered.parameters = compact_schema(registered.parameters, keep_docs=True)
             # Tell clients up front that unknown arguments are refused.
             registered.parameters["additionalProperties"] = False

@@ -12,11 +12,16 @@ class DomainError(Exception):
     """Base class; ``str(err)`` is safe to show to any client."""
 
 
+# The argument that carries each entity's id: named in a NotFound when the caller did not say
+# which argument held the missing id, so every refusal names its field.
+ID_FIELDS = {"crawl session": "session_id", "page": "page_id", "bug": "bug_id"}
+
+
 class NotFound(DomainError):
     def __init__(self, entity: str, entity_id: object, field: str | None = None) -> None:
         self.entity = entity
         self.entity_id = entity_id
-        self.field = field
+        self.field = field = field or ID_FIELDS.get(entity)
         where = f" (field '{field}')" if field else ""
         super().__init__(f"{entity} {entity_id} does not exist{where}")
 
@@ -73,7 +78,7 @@ class OutOfScope(DomainError):
     def __init__(self, url: str, reason: str) -> None:
         self.url = url
         self.reason = reason
-        super().__init__(f"not stored: {url} {reason}")
+        super().__init__(f"not stored: {url} {reason} (field 'url')")
 
 
 class DatabaseUnavailable(DomainError):

@@ -27,6 +27,7 @@ from db.enums import (
     PageStatus,
     SessionStatus,
 )
+from db.untrusted import UNTRUSTED
 from db.urls import TrailingSlash
 
 MAX_URL_LENGTH = 2048
@@ -105,9 +106,9 @@ class Evidence(InputModel):
     a ``url`` (a screenshot, a HAR file)."""
 
     type: EvidenceType
-    content: str | None = Field(default=None, max_length=20_000)
-    url: Url | None = None
-    description: str | None = Field(default=None, max_length=2_000)
+    content: Annotated[str | None, UNTRUSTED] = Field(default=None, max_length=20_000)
+    url: Annotated[Url | None, UNTRUSTED] = None
+    description: Annotated[str | None, UNTRUSTED] = Field(default=None, max_length=2_000)
 
     @model_validator(mode="after")
     def _content_or_url(self) -> "Evidence":

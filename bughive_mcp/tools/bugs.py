@@ -11,9 +11,10 @@ from bughive_mcp.tools.registry import tool
 from db.enums import BugCategory, BugPriority, BugStatus
 from db.repositories import BugRepository
 from db.schemas import BugFiled, BugList, BugPublic, BugStatistics, Evidence
+from db.untrusted import UNTRUSTED
 
 Confidence = Annotated[float, Field(ge=0, le=1, description="How sure the analysis is, 0..1.")]
-Step = Annotated[str, Field(min_length=1, max_length=1000)]
+Step = Annotated[str, Field(min_length=1, max_length=1000), UNTRUSTED]
 
 
 @tool("File bug", toolset="bugs", idempotent=True)
@@ -22,18 +23,19 @@ async def create_bug(
     page_id: Annotated[PageId, Field(description="Page the bug was found on.")],
     category: BugCategory,
     priority: BugPriority,
-    title: Annotated[str, Field(min_length=1, max_length=255)],
-    description: Annotated[str, Field(min_length=1, max_length=20_000)],
+    title: Annotated[str, Field(min_length=1, max_length=255), UNTRUSTED],
+    description: Annotated[str, Field(min_length=1, max_length=20_000), UNTRUSTED],
     ctx: AppContext,
     steps_to_reproduce: Annotated[list[Step], Field(max_length=50)] = [],  # noqa: B006
     evidence: Annotated[list[Evidence], Field(max_length=20)] = [],  # noqa: B006
     confidence: Confidence = 0.5,
-    expected_behavior: Annotated[str | None, Field(max_length=10_000)] = None,
-    actual_behavior: Annotated[str | None, Field(max_length=10_000)] = None,
-    affected_users: Annotated[str | None, Field(max_length=255)] = None,
+    expected_behavior: Annotated[str | None, Field(max_length=10_000), UNTRUSTED] = None,
+    actual_behavior: Annotated[str | None, Field(max_length=10_000), UNTRUSTED] = None,
+    affected_users: Annotated[str | None, Field(max_length=255), UNTRUSTED] = None,
     browser_info: Annotated[
         dict[str, Any] | None,
         AfterValidator(_bounded_json),
+        UNTRUSTED,
         Field(description=f"Browser/device facts, JSON ≤ {MAX_JSON_BYTES} bytes."),
     ] = None,
     dedup_key: Annotated[
@@ -42,6 +44,7 @@ async def create_bug(
             max_length=255,
             description="Same key = same bug on any page (e.g. a site-wide header defect).",
         ),
+        UNTRUSTED,
     ] = None,
 ) -> BugFiled:
     """File a bug found on a page (status detected). Deduplicated: the same category + title
@@ -102,7 +105,7 @@ async def mark_reported(
 @tool("Dismiss bug", toolset="bugs")
 async def dismiss_bug(
     bug_id: BugId,
-    reason: Annotated[str, Field(min_length=1, max_length=10_000)],
+    reason: Annotated[str, Field(min_length=1, max_length=10_000), UNTRUSTED],
     ctx: AppContext,
 ) -> BugPublic:
     """Dismiss a bug from any status (false positive, duplicate, won't fix), with the reason."""

@@ -21,21 +21,42 @@ from db.schemas import (
     PageList,
     PagePublic,
 )
+from db.untrusted import UNTRUSTED
 
 MAX_JSON_BYTES = 256 * 1024
+MAX_JSON_DEPTH = 32
 PROGRESS_CHUNK = 1000
 INT32_MAX = 2**31 - 1
 
 
 def _bounded_json(value: dict[str, Any] | None) -> dict[str, Any] | None:
-    if value is not None and len(json.dumps(value, default=str)) > MAX_JSON_BYTES:
+    """Refuse (never truncate) a JSON blob nested deeper than ``MAX_JSON_DEPTH`` levels or
+    longer than ``MAX_JSON_BYTES`` once serialized."""
+    if value is None:
+        return value
+    if _json_depth(value) > MAX_JSON_DEPTH:
+        raise ValueError(f"must nest at most {MAX_JSON_DEPTH} levels deep")
+    if len(json.dumps(value, default=str)) > MAX_JSON_BYTES:
         raise ValueError(f"must serialize to at most {MAX_JSON_BYTES} bytes of JSON")
     return value
+
+
+def _json_depth(value: Any) -> int:
+    """Nesting depth of objects and arrays, without recursion (stops past the limit)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack and deepest <= MAX_JSON_DEPTH:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item
+        if isinstance(item, dict | list):
+            deepest = max(deepest, depth)
+            stack.extend((child, depth + 1) for child in children)
+    return deepest
 
 
 AnalysisResult = Annotated[
     dict[str, Any] | None,
     AfterValidator(_bounded_json),
+    UNTRUSTED,
     Field(description="The AI analysis of the page as a JSON object (≤ 256 KiB)."),
 ]
 LeaseSeconds = Annotated[
@@ -151,12 +172,12 @@ async def mark_crawling(
 async def mark_analyzed(
     page_id: PageId,
     ctx: AppContext,
-    title: Annotated[str | None, Field(max_length=500)] = None,
-    screenshot_url: Annotated[str | None, Field(max_length=2048)] = None,
+    title: Annotated[str | None, Field(max_length=500), UNTRUSTED] = None,
+    screenshot_url: Annotated[str | None, Field(max_length=2048), UNTRUSTED] = None,
     analysis_result: AnalysisResult = None,
     response_time_ms: Annotated[int | None, Field(ge=0, le=INT32_MAX)] = None,
     status_code: Annotated[int | None, Field(ge=100, le=599)] = None,
-    content_type: Annotated[str | None, Field(max_length=255)] = None,
+    content_type: Annotated[str | None, Field(max_length=255), UNTRUSTED] = None,
     content_length: Annotated[int | None, Field(ge=0, le=INT32_MAX)] = None,
     claim_token: OptionalClaimToken = None,
 ) -> PagePublic:
@@ -180,7 +201,7 @@ async def mark_analyzed(
 @tool("Mark page error", toolset="frontier")
 async def mark_page_error(
     page_id: PageId,
-    error_message: Annotated[str, Field(min_length=1, max_length=10_000)],
+    error_message: Annotated[str, Field(min_length=1, max_length=10_000), UNTRUSTED],
     ctx: AppContext,
     claim_token: OptionalClaimToken = None,
 ) -> PagePublic:

@@ -10,6 +10,7 @@ from bughive_mcp.tools.registry import tool
 from db.enums import SessionStatus
 from db.repositories import CrawlSessionRepository
 from db.schemas import CrawlConfig, CrawlSessionList, CrawlSessionPublic, SessionStatistics
+from db.untrusted import UNTRUSTED
 
 
 @tool("Create crawl session", toolset="sessions")
@@ -40,7 +41,9 @@ async def complete_session(
     ctx: AppContext,
     success: Annotated[bool, Field(description="True: completed. False: failed.")] = True,
     error_message: Annotated[
-        str | None, Field(max_length=10_000, description="Why the crawl failed (success=false).")
+        str | None,
+        Field(max_length=10_000, description="Why the crawl failed (success=false)."),
+        UNTRUSTED,
     ] = None,
     force: Annotated[
         bool, Field(description="Complete even while workers hold leases (their pages → error).")
