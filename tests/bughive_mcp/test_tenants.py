@@ -191,7 +191,8 @@ def attacks(theirs: World, mine: World) -> dict[str, tuple[str, dict[str, Any]]]
     }
 
 
-# Tools that take no id of another tenant, each proven by its own test below.
+# Tools that take no id of another tenant, each proven by its own test below (create_session:
+# the idempotency-key test, and every row written carrying its writer's tenant).
 NO_ID_TOOLS = {"create_session", "list_sessions", "check_database_health"}
 
 
@@ -282,6 +283,25 @@ async def test_each_tenant_sees_its_own_statistics_graph_and_report_in_full(
         assert (bugs["total"], bugs["by_priority"]["critical"]) == (2, 1)
         assert (graph["total_nodes"], len(graph["edges"])) == (3, 2)
         assert report["report"]["bugs_total"] == 2
+
+
+async def test_another_tenants_idempotency_key_creates_a_new_session(
+    acme: Client, globex: Client, raw: asyncpg.Connection
+) -> None:
+    """Keys are unique per tenant: acme reusing globex's key (for the same site) gets a session
+    of its own, and learns nothing of globex's."""
+    key = "nightly-crawl"
+    theirs = await call_ok(globex, "create_session", base_url=GLOBEX_SITE, idempotency_key=key)
+    before = await snapshot(raw, GLOBEX)
+
+    created = await call_ok(acme, "create_session", base_url=GLOBEX_SITE, idempotency_key=key)
+    again = await call_ok(acme, "create_session", base_url=GLOBEX_SITE, idempotency_key=key)
+
+    assert created["id"] != theirs["id"]
+    assert again["id"] == created["id"]
+    assert await snapshot(raw, GLOBEX) == before
+    owner = "SELECT tenant FROM crawl_sessions WHERE id = $1"
+    assert await raw.fetchval(owner, uuid.UUID(created["id"])) == ACME
 
 
 async def test_database_health_reveals_no_rows(acme: Client, worlds: tuple[World, World]) -> None:
