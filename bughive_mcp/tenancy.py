@@ -90,8 +90,9 @@ def request_tenant(default: str | None, multi_tenant: bool) -> str | None:
     return tenant
 
 
-class UnsafeTenancy(RuntimeError):
-    """Multi-tenant mode on a database that would not keep tenants apart: refuse to serve."""
+class UnsafeTenancy(DomainError):
+    """Multi-tenant mode on a database that would not keep tenants apart: refuse to serve.
+    (A domain error, so the command line reports it as one clear line, not a traceback.)"""
 
 
 async def check_multi_tenant_database(db: Database) -> None:

@@ -129,3 +129,15 @@ async def test_report_reads_as_bughive_tenant(runtime_url: URL, tmp_path: Path) 
     assert foreign.returncode == 1
     assert f"crawl session {theirs} does not exist" in foreign.stderr
     assert "globex" not in foreign.stdout + foreign.stderr
+
+
+def test_serve_in_multi_tenant_mode_as_the_owner_exits_saying_why(
+    database_url: URL, tmp_path: Path
+) -> None:
+    finished = run(database_url, tmp_path, "serve", BUGHIVE_TENANT=ACME)
+
+    assert finished.returncode != 0
+    assert "multi-tenant mode needs a database role bound by row-level security" in (
+        finished.stderr
+    )
+    assert finished.stdout == ""
