@@ -53,6 +53,10 @@ def _parser() -> argparse.ArgumentParser:
         help="multi-tenant mode: grant a role what the server needs (run as the tables' owner)",
     )
     grant.add_argument("role", help="the existing role the server will connect as")
+    sub.add_parser(
+        "rotate-credentials",
+        help="re-encrypt stored site credentials with the first key of BUGHIVE_ENCRYPTION_KEY",
+    )
     doctor = sub.add_parser("doctor", help="check settings, database and schema")
     doctor.add_argument("--json", action="store_true", help="machine-readable output")
     return parser
@@ -81,7 +85,14 @@ def serve(settings: ServerSettings) -> int:
         log.error("%s", exc)
         return 2
     if settings.transport == "stdio":
-        anyio.run(server.run_stdio_async)
+        try:
+            anyio.run(server.run_stdio_async)
+        except Exception as exc:
+            refusal = _start_refusal(exc)
+            if refusal is None:
+                raise
+            log.error("cannot start: %s", refusal)
+            return 2
         return 0
 
     import uvicorn
@@ -102,6 +113,64 @@ def serve(settings: ServerSettings) -> int:
         lifespan="on",
     )
     anyio.run(uvicorn.Server(config).serve)
+    return 0
+
+
+def _start_refusal(exc: BaseException) -> Exception | None:
+    """The domain error (e.g. stored credentials without their key) that stopped the server's
+    start, possibly inside exception groups: reported as one clear line, not a traceback."""
+    from db.errors import DomainError
+
+    if isinstance(exc, DomainError):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            found = _start_refusal(inner)
+            if found is not None:
+                return found
+    return None
+
+
+async def _credentials_problems(db: Any, report: dict[str, Any]) -> list[str]:
+    """Whether the stored site credentials can be opened with the configured keys."""
+    from db.secrets import CredentialsUnavailable, check_stored_credentials, cipher_of
+
+    report["encryption_keys_configured"] = len(db.config.encryption_keys)
+    try:
+        async with db.session() as session:
+            stored = await check_stored_credentials(session, cipher_of(session))
+    except CredentialsUnavailable as exc:
+        return [str(exc)]
+    report["sessions_with_credentials"] = stored
+    return []
+
+
+async def _rotate_credentials() -> int:
+    from db.database import Database
+    from db.secrets import CredentialsUnavailable, cipher_of, rotate
+
+    db = await anyio.to_thread.run_sync(Database, DatabaseConfig())
+    try:
+        async with db.session() as session:
+            cipher = cipher_of(session)
+            if cipher is None:
+                raise CredentialsUnavailable(
+                    "set BUGHIVE_ENCRYPTION_KEY to the new key followed by the old ones"
+                )
+            return await rotate(session, cipher)
+    finally:
+        await db.close()
+
+
+def rotate_credentials() -> int:
+    from db.secrets import CredentialsUnavailable
+
+    try:
+        count = anyio.run(_rotate_credentials)
+    except CredentialsUnavailable as exc:
+        log.error("%s", exc)
+        return 1
+    log.info("re-encrypted the site credentials of %d crawl session(s) with the first key", count)
     return 0
 
 
@@ -153,6 +222,8 @@ async def _doctor(multi_tenant: bool = False) -> dict[str, Any]:
             security = await row_security(db.engine)
             report["row_security"] = "enforced" if security.enforced else "not enforced"
             problems += [f"multi-tenant mode: {p}" for p in security.problems]
+        if not problems:
+            problems += await _credentials_problems(db, report)
         report["healthy"] = not problems
         if problems:
             report["problem"] = "; ".join(problems)
@@ -225,6 +296,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if command == "report":
         return report(args.session_id, settings.tenant)
+    if command == "rotate-credentials":
+        return rotate_credentials()
     if command == "grant-runtime-role":
         for statement in anyio.run(_grant_runtime_role, args.role):
             log.info("%s", statement)

@@ -15,6 +15,7 @@ from bughive_mcp.settings import ServerSettings
 from bughive_mcp.tenancy import check_multi_tenant_database, request_tenant
 from db.config import DatabaseConfig
 from db.database import Database
+from db.secrets import check_stored_credentials, cipher_of
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,9 @@ def make_lifespan(
                 await check_multi_tenant_database(db)
             elif settings.auto_migrate and not settings.read_only:
                 await db.init_db()
+            # Fail at start, not at the first crawl, when stored credentials cannot be opened.
+            async with db.session() as session:
+                await check_stored_credentials(session, cipher_of(session))
             log.info("database ready at %r (schema %s)", db, await db.schema_revision())
             yield AppState(db=db, settings=settings)
         finally:

@@ -12,6 +12,8 @@ from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import URL, make_url
 
+from db.secrets import parse_keys
+
 ASYNC_DRIVER = "postgresql+asyncpg"
 
 
@@ -70,6 +72,27 @@ class DatabaseConfig(BaseSettings):
         validation_alias=AliasChoices("embedded_data_dir", "BUGHIVE_DATA_DIR"),
         description="Where the embedded PostgreSQL keeps its data (default: per-user data dir).",
     )
+    encryption_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("encryption_key", "BUGHIVE_ENCRYPTION_KEY"),
+        description="Fernet key(s) encrypting stored site credentials, comma-separated: the "
+        "first encrypts, all decrypt (key rotation).",
+    )
+
+    @field_validator("encryption_key", mode="before")
+    @classmethod
+    def _check_encryption_keys(cls, value: object) -> object:
+        if value is None or value == "":
+            return None
+        raw = value.get_secret_value() if isinstance(value, SecretStr) else str(value)
+        return SecretStr(",".join(parse_keys(raw)))
+
+    @property
+    def encryption_keys(self) -> list[str]:
+        """The configured keys, newest (encrypting) first; empty when none is set."""
+        if self.encryption_key is None:
+            return []
+        return self.encryption_key.get_secret_value().split(",")
 
     @field_validator("database_url", mode="before")
     @classmethod

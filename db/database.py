@@ -37,6 +37,7 @@ from db.errors import (
     StatementTimeout,
 )
 from db.models import Base
+from db.secrets import CIPHER_INFO_KEY, CredentialCipher
 from db.tenancy import bind_tenant
 
 log = logging.getLogger(__name__)
@@ -137,7 +138,13 @@ class Database:
                 pool_recycle=self.config.pool_recycle,
             )
         self.engine: AsyncEngine = create_async_engine(self.url, **engine_args)
-        self.session_factory = async_sessionmaker(self.engine, expire_on_commit=False)
+        keys = self.config.encryption_keys
+        self.session_factory = async_sessionmaker(
+            self.engine,
+            expire_on_commit=False,
+            # Repositories find the credential cipher here (db.secrets), not in arguments.
+            info={CIPHER_INFO_KEY: CredentialCipher(keys) if keys else None},
+        )
 
     def __repr__(self) -> str:
         return f"Database({self.url.render_as_string(hide_password=True)!r})"

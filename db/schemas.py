@@ -27,6 +27,7 @@ from db.enums import (
     PageStatus,
     SessionStatus,
 )
+from db.secrets import ENCRYPTED
 from db.untrusted import UNTRUSTED
 from db.urls import TrailingSlash
 
@@ -94,7 +95,8 @@ class CrawlConfig(InputModel):
     credentials: SiteCredentials | None = None
 
     def to_storage(self) -> dict[str, Any]:
-        """The JSON stored in ``crawl_sessions.config`` (secrets included, for the crawler)."""
+        """The config as JSON with the password in clear: the repository encrypts it before
+        storing (``db.secrets.seal``)."""
         return self.model_dump(mode="json", context={"reveal_secrets": True})
 
 
@@ -149,11 +151,13 @@ class CrawlSessionPublic(OutputModel):
 
 
 def mask_config(config: dict[str, Any]) -> dict[str, Any]:
-    """A copy of a stored config with the credential password replaced by a mask."""
+    """A copy of a stored config with the credential password (clear or encrypted) replaced
+    by a mask."""
     credentials = config.get("credentials")
-    if not isinstance(credentials, dict) or "password" not in credentials:
+    if not isinstance(credentials, dict) or not {"password", ENCRYPTED} & credentials.keys():
         return config
-    return {**config, "credentials": {**credentials, "password": MASK}}
+    shown = {key: value for key, value in credentials.items() if key != ENCRYPTED}
+    return {**config, "credentials": {**shown, "password": MASK}}
 
 
 class PagePublic(OutputModel):

@@ -15,6 +15,7 @@ from typing import Any
 
 import asyncpg
 import pytest
+from cryptography.fernet import Fernet
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
@@ -129,9 +130,14 @@ def database_url(postgres_server: PostgresServer) -> URL:
     return url
 
 
+# The suite's key for site credentials (they are encrypted at rest, and refused without one).
+TEST_ENCRYPTION_KEY = Fernet.generate_key().decode()
+
+
 def make_config(**overrides: Any) -> DatabaseConfig:
-    """A config independent of the developer's environment and ``.env``."""
-    return DatabaseConfig(_env_file=None, **overrides)
+    """A config independent of the developer's environment and ``.env`` (with the suite's
+    encryption key unless ``encryption_key`` is given)."""
+    return DatabaseConfig(_env_file=None, **{"encryption_key": TEST_ENCRYPTION_KEY, **overrides})
 
 
 @pytest.fixture

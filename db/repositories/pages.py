@@ -46,6 +46,7 @@ from db.schemas import (
     RefusedPage,
 )
 from db.scope import CrawlScope
+from db.secrets import without_credentials
 
 OPEN_SESSION_STATUSES = (SessionStatus.PENDING, SessionStatus.RUNNING)
 MAX_BULK_PAGES = 10_000
@@ -92,7 +93,7 @@ class PageRepository(Repository):
             raise InvalidTransition(
                 "crawl session", session_id, "add pages to", row.status, OPEN_SESSION_STATUSES
             )
-        config = CrawlConfig.model_validate(row.config)
+        config = CrawlConfig.model_validate(without_credentials(row.config))
         return CrawlScope(row.base_url, config), max(config.max_pages - row.pages_discovered, 0)
 
     async def _require_parent(

@@ -22,6 +22,7 @@ from db.schemas import (
     SessionStatistics,
 )
 from db.scope import CrawlScope
+from db.secrets import cipher_of, seal, unseal
 from db.urls import InvalidUrl
 
 MAX_COST_PER_CALL = Decimal("10000")
@@ -54,7 +55,7 @@ class CrawlSessionRepository(Repository):
             raise InvalidArgument("base_url", str(exc)) from None
         if idempotency_key is not None:
             return await self._create_once(base_url, crawl_config, idempotency_key)
-        row = CrawlSession(base_url=base_url, config=crawl_config.to_storage())
+        row = CrawlSession(base_url=base_url, config=self._stored_config(crawl_config))
         self.session.add(row)
         await self.session.flush()
         await self.session.refresh(row)
@@ -67,7 +68,7 @@ class CrawlSessionRepository(Repository):
             insert(CrawlSession)
             .values(
                 base_url=base_url,
-                config=crawl_config.to_storage(),
+                config=self._stored_config(crawl_config),
                 idempotency_key=idempotency_key,
             )
             .on_conflict_do_nothing(index_elements=["tenant", "idempotency_key"])
@@ -93,6 +94,10 @@ class CrawlSessionRepository(Repository):
             )
         return CrawlSessionPublic.model_validate(row)
 
+    def _stored_config(self, config: CrawlConfig) -> dict[str, Any]:
+        """The config as stored: the credentials password encrypted (refused without a key)."""
+        return seal(config.to_storage(), cipher_of(self.session))
+
     async def _get_row(self, session_id: uuid.UUID) -> CrawlSession:
         row = await self.session.get(CrawlSession, session_id, populate_existing=True)
         if row is None:
@@ -105,7 +110,8 @@ class CrawlSessionRepository(Repository):
     async def get_config(self, session_id: uuid.UUID) -> CrawlConfig:
         """The session's crawl configuration *with* secrets: a deliberate call for the crawler
         itself, never used to build tool output."""
-        return CrawlConfig.model_validate((await self._get_row(session_id)).config)
+        stored = (await self._get_row(session_id)).config
+        return CrawlConfig.model_validate(unseal(stored, cipher_of(self.session)))
 
     async def list(
         self, status: SessionStatus | None = None, skip: int = 0, limit: int = 20
