@@ -7,9 +7,10 @@ The server never interprets such text; it stores it and returns it only inside s
 fields. On the way in, one function — :func:`clean_untrusted` — removes the characters that
 hide or disguise text: C0/C1 control characters (tab, newline and carriage return stay), zero-
 width characters, bidi embedding/override/isolate marks and Unicode tag characters (invisible
-ASCII look-alikes). It is applied by the ``UNTRUSTED`` marker on the input types, so every
-path that stores web text goes through it. Lengths are bounded by the same input types
-(``max_length``): over-long text is refused, never truncated.
+ASCII look-alikes). The ``UNTRUSTED`` marker applies it to every tool argument and input model
+field (``Evidence``) that carries web text, so all an agent stores passes through it; code that
+calls the repositories directly cleans its own input. Lengths are bounded by the same input
+types (``max_length``): over-long text is refused, never truncated.
 """
 
 from typing import Any
