@@ -118,7 +118,7 @@ async def crawl_agent(
     ports: list[int], first: int, session_id: str, claimed: list[str], bugs_filed: list[str]
 ) -> None:
     """The crawl loop of one worker: claim, finish each page with its claim token, file a bug
-    on some, until a claim comes back empty with nothing remaining."""
+    on some, until a claim comes back empty with nothing remaining (the tool's contract)."""
     async with balanced_client(ports, first, "legacy" if first % 2 else "auto") as client:
         await crawl(client, session_id, claimed, bugs_filed)
 
@@ -134,8 +134,11 @@ async def crawl(client: Client, session_id: str, claimed: list[str], bugs_filed:
             client, "claim_pages_to_crawl", session_id=session_id, limit=CLAIM_BATCH
         )
         if not claim["items"]:
-            assert claim["remaining"] == 0
-            return
+            if claim["remaining"] == 0:
+                return
+            # The rest is locked by other agents' claims still in flight (SKIP LOCKED): their
+            # commits make it 'crawling' and remaining falls; ask again.
+            continue
         for page in claim["items"]:
             claimed.append(page["id"])
             await call_ok(
