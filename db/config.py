@@ -62,6 +62,11 @@ class DatabaseConfig(BaseSettings):
         default=False,
         description="Open every transaction READ ONLY (default_transaction_read_only=on).",
     )
+    pgbouncer: bool = Field(
+        default=False,
+        description="Connect through PgBouncer in transaction pooling mode: no prepared-statement "
+        "caches; statement_timeout and read-only set per transaction, not per connection.",
+    )
     testing: bool = Field(
         default=False,
         validation_alias=AliasChoices("testing", "TESTING"),

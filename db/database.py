@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.pool import NullPool
 
-from db import schema_version
+from db import pgbouncer, schema_version
 from db.config import DatabaseConfig
 from db.errors import (
     CommitOutcomeUnknown,
@@ -128,6 +128,8 @@ class Database:
                 "timeout": self.config.connect_timeout,
             },
         }
+        if self.config.pgbouncer:
+            engine_args["connect_args"] = pgbouncer.connect_args(engine_args["connect_args"])
         if self.config.testing:
             engine_args["poolclass"] = NullPool
         else:
@@ -138,6 +140,8 @@ class Database:
                 pool_recycle=self.config.pool_recycle,
             )
         self.engine: AsyncEngine = create_async_engine(self.url, **engine_args)
+        if self.config.pgbouncer:
+            pgbouncer.set_per_transaction(self.engine, server_settings)
         keys = self.config.encryption_keys
         self.session_factory = async_sessionmaker(
             self.engine,
