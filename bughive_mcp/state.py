@@ -1,5 +1,5 @@
-"""What lives for the life of the server process: the ``Database``. Nothing else is kept
-between tool calls, so any replica of the server can answer any call."""
+"""What lives for the life of the server process: the ``Database`` (and the read replica's, if
+any). Nothing else is kept between tool calls, so any replica of the server can answer any call."""
 
 import logging
 from collections.abc import AsyncIterator, Callable
@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 class AppState:
     db: Database
     settings: ServerSettings
+    read_db: Database | None = None  # the read replica (DATABASE_READ_URL), if any
 
 
 AppContext = Context[AppState, Any]
@@ -41,6 +42,7 @@ def make_lifespan(
         )
         # Starting an embedded PostgreSQL blocks for about a second: keep it off the loop.
         db = await anyio.to_thread.run_sync(Database, config)
+        read_db = read_replica(config)
         try:
             if settings.multi_tenant:
                 # The runtime role may not change the schema, and must be bound by the policies.
@@ -51,18 +53,46 @@ def make_lifespan(
             async with db.session() as session:
                 await check_stored_credentials(session, cipher_of(session))
             log.info("database ready at %r (schema %s)", db, await db.schema_revision())
-            yield AppState(db=db, settings=settings)
+            if read_db is not None:
+                log.info("read-only tools read from the replica at %r", read_db)
+            yield AppState(db=db, settings=settings, read_db=read_db)
         finally:
+            if read_db is not None:
+                await read_db.close()
             await db.close()
 
     return lifespan
 
 
+def read_replica(config: DatabaseConfig) -> Database | None:
+    """The read replica's ``Database``, or None without ``DATABASE_READ_URL``. Its transactions
+    are READ ONLY too: a URL that points at the primary by mistake still cannot be written to."""
+    if config.read_url is None:
+        return None
+    return Database(config.model_copy(update={"read_only": True}), url=config.read_url)
+
+
+def reads_only(ctx: AppContext) -> bool:
+    """True for a call that cannot write: a tool annotated read-only, or a resource read."""
+    from bughive_mcp.tools.registry import catalog  # the tools import this module
+
+    request = ctx.request_context
+    if request.method == "resources/read":
+        return True
+    name = (request.params or {}).get("name") if request.method == "tools/call" else None
+    return any(spec.read_only and spec.name == name for spec in catalog.specs)
+
+
 def unit_of_work(ctx: AppContext) -> AbstractAsyncContextManager[AsyncSession]:
-    """One transaction per tool call: commits when the tool returns, rolls back if it raises."""
+    """One transaction per tool call: commits when the tool returns, rolls back if it raises.
+
+    A call that cannot write (``reads_only``) runs on the read replica when one is configured,
+    and may see it lag (docs/scaling.md); every other call runs on the primary — reads included,
+    so a tool that writes always reads its own writes."""
     state: AppState = ctx.request_context.lifespan_context
+    db = state.read_db if state.read_db is not None and reads_only(ctx) else state.db
     settings = state.settings
-    return state.db.session(tenant=request_tenant(settings.tenant, settings.multi_tenant))
+    return db.session(tenant=request_tenant(settings.tenant, settings.multi_tenant))
 
 
 def server_settings(ctx: AppContext) -> ServerSettings:

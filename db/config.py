@@ -48,6 +48,11 @@ class DatabaseConfig(BaseSettings):
         validation_alias=AliasChoices("database_url", "DATABASE_URL"),
         description="PostgreSQL URL; unset means: start the embedded PostgreSQL.",
     )
+    database_read_url: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("database_read_url", "DATABASE_READ_URL"),
+        description="A read replica of DATABASE_URL for the read-only tools (optional).",
+    )
     pool_size: int = Field(default=5, ge=1, le=200)
     max_overflow: int = Field(default=10, ge=0, le=500)
     pool_timeout: float = Field(default=30.0, gt=0)
@@ -99,7 +104,7 @@ class DatabaseConfig(BaseSettings):
             return []
         return self.encryption_key.get_secret_value().split(",")
 
-    @field_validator("database_url", mode="before")
+    @field_validator("database_url", "database_read_url", mode="before")
     @classmethod
     def _normalize_url(cls, value: object) -> object:
         if value is None or value == "":
@@ -113,6 +118,13 @@ class DatabaseConfig(BaseSettings):
         if self.database_url is None:
             return None
         return make_url(self.database_url.get_secret_value())
+
+    @property
+    def read_url(self) -> URL | None:
+        """The read replica's URL, or None when reads go to the primary too."""
+        if self.database_read_url is None:
+            return None
+        return make_url(self.database_read_url.get_secret_value())
 
     @property
     def safe_url(self) -> str:

