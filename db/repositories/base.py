@@ -25,7 +25,9 @@ def check_page_bounds(skip: int, limit: int, max_limit: int = MAX_PAGE_SIZE) -> 
         raise InvalidArgument("skip", f"must be 0 or more, got {skip}")
 
 
-def count_by(column: Any, values: Iterable[str], where: ColumnElement[bool] | None = None) -> list[Any]:
+def count_by(
+    column: Any, values: Iterable[str], where: ColumnElement[bool] | None = None
+) -> list[Any]:
     """``count(*) FILTER (WHERE column = value)`` for every value: one pass, no GROUP BY."""
     extra = [] if where is None else [where]
     return [
@@ -34,7 +36,7 @@ def count_by(column: Any, values: Iterable[str], where: ColumnElement[bool] | No
     ]
 
 
-def counts_from_row(row: Mapping[str, Any], column: str, values: Iterable[str]) -> dict[str, int]:
+def counts_from_row(row: Mapping[Any, Any], column: str, values: Iterable[str]) -> dict[str, int]:
     return {value: int(row[f"{column}__{value}"]) for value in values}
 
 
@@ -60,8 +62,8 @@ class Repository:
         never both win. On a miss, a second read tells *why* (missing row vs wrong status).
         """
         allowed = tuple(allowed_from)
-        status_col = model.__table__.c.status  # type: ignore[attr-defined]
-        id_col = model.__table__.c.id  # type: ignore[attr-defined]
+        status_col = model.__table__.c.status
+        id_col = model.__table__.c.id
         stmt = (
             update(model)
             .where(id_col == entity_id, status_col.in_(allowed), *extra_where)

@@ -85,8 +85,8 @@ class BugRepository(Repository):
             raise InvalidArgument(
                 "page_id", f"page {page_id} belongs to another session, not {session_id}"
             )
-        fingerprint = bug_fingerprint(values["category"], title, page.url, dedup_key)
-        upsert = (
+        fingerprint = bug_fingerprint(str(values["category"]), title, page.url, dedup_key)
+        upsert: Any = (
             insert(Bug)
             .values(session_id=session_id, page_id=page_id, fingerprint=fingerprint, **values)
             .on_conflict_do_update(
@@ -296,9 +296,9 @@ class BugRepository(Repository):
             session_id=session_id,
             total=int(row["total"]),
             total_occurrences=int(row["occurrences"]),
-            by_priority=counts_from_row(row, "priority", priorities),  # type: ignore[arg-type]
-            by_category=counts_from_row(row, "category", categories),  # type: ignore[arg-type]
-            by_status=counts_from_row(row, "status", statuses),  # type: ignore[arg-type]
+            by_priority=counts_from_row(row, "priority", priorities),
+            by_category=counts_from_row(row, "category", categories),
+            by_status=counts_from_row(row, "status", statuses),
             average_confidence=None if average is None else round(float(average), 4),
         )
 
@@ -307,7 +307,7 @@ def _enum_value(
     field: str, enum: type[BugCategory | BugPriority | BugStatus], value: object
 ) -> str:
     try:
-        return enum(value).value
+        return enum(str(value)).value
     except ValueError:
         allowed = ", ".join(m.value for m in enum)
         raise InvalidArgument(field, f"{value!r} is not one of: {allowed}") from None

@@ -549,8 +549,8 @@ class PageRepository(Repository):
         return PageAnalytics(
             page=page,
             bugs_total=sum(by_priority.values()),
-            bugs_by_priority=by_priority,  # type: ignore[arg-type]
-            bugs_by_category=counts_from_row(bug_counts, "category", categories),  # type: ignore[arg-type]
+            bugs_by_priority=by_priority,
+            bugs_by_category=counts_from_row(bug_counts, "category", categories),
             children_count=int(children or 0),
             response_time_ms=page.response_time_ms,
             seconds_to_crawl=seconds,

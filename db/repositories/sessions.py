@@ -274,11 +274,11 @@ class CrawlSessionRepository(Repository):
         return SessionStatistics(
             session=session,
             pages_total=pages_total,
-            pages_by_status=by_status,  # type: ignore[arg-type]
+            pages_by_status=by_status,
             crawl_progress=round(finished / pages_total, 4) if pages_total else 0.0,
             pages_leased=int(row["pages_leased"]),
             bugs_total=sum(by_priority.values()),
-            bugs_by_priority=by_priority,  # type: ignore[arg-type]
+            bugs_by_priority=by_priority,
             total_cost=session.total_cost,
             duration_seconds=None if row["duration"] is None else float(row["duration"]),
         )
@@ -286,7 +286,7 @@ class CrawlSessionRepository(Repository):
 
 def _session_status(value: object) -> SessionStatus:
     try:
-        return SessionStatus(value)
+        return SessionStatus(str(value))
     except ValueError:
         allowed = ", ".join(m.value for m in SessionStatus)
         raise InvalidArgument("status", f"{value!r} is not one of: {allowed}") from None

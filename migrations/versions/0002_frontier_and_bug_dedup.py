@@ -24,12 +24,8 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     op.add_column("pages", sa.Column("claim_token", sa.UUID(), nullable=True))
     op.add_column("pages", sa.Column("claimed_at", sa.DateTime(timezone=True), nullable=True))
-    op.add_column(
-        "pages", sa.Column("lease_expires_at", sa.DateTime(timezone=True), nullable=True)
-    )
-    op.add_column(
-        "pages", sa.Column("attempts", sa.Integer(), server_default="0", nullable=False)
-    )
+    op.add_column("pages", sa.Column("lease_expires_at", sa.DateTime(timezone=True), nullable=True))
+    op.add_column("pages", sa.Column("attempts", sa.Integer(), server_default="0", nullable=False))
     # Pages already being crawled get a lease that is already expired: the next claim
     # requeues them instead of stranding them.
     op.execute(
@@ -76,13 +72,19 @@ def upgrade() -> None:
             nullable=False,
         ),
         sa.Column(
-            "created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False
+            "created_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("now()"),
+            nullable=False,
         ),
         sa.ForeignKeyConstraint(
             ["bug_id"], ["bugs.id"], name=op.f("fk_bug_occurrences_bug_id_bugs"), ondelete="CASCADE"
         ),
         sa.ForeignKeyConstraint(
-            ["page_id"], ["pages.id"], name=op.f("fk_bug_occurrences_page_id_pages"), ondelete="CASCADE"
+            ["page_id"],
+            ["pages.id"],
+            name=op.f("fk_bug_occurrences_page_id_pages"),
+            ondelete="CASCADE",
         ),
         sa.ForeignKeyConstraint(
             ["session_id"],
