@@ -56,9 +56,11 @@ def is_json_rpc(line: bytes) -> bool:
     return "id" in message and (("result" in message) != ("error" in message))
 
 
+@pytest.mark.parametrize("database", ["configured", "embedded"])
 async def test_stdout_carries_nothing_but_json_rpc(
-    db: Database, database_url: URL, tmp_path: Path
+    db: Database, database_url: URL, tmp_path: Path, database: str
 ) -> None:
+    """Also on the zero-setup path: initdb and the embedded server must not write to stdout."""
     stderr_log = tmp_path / "stderr.log"
     lines: list[bytes] = []
     with stderr_log.open("wb") as stderr:
@@ -68,7 +70,11 @@ async def test_stdout_carries_nothing_but_json_rpc(
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=stderr,
-            env=child_env(database_url),
+            env=(
+                child_env(database_url)
+                if database == "configured"
+                else child_env(None, XDG_DATA_HOME=str(tmp_path / "data"))
+            ),
             cwd=tmp_path,
         )
         assert process.stdin is not None and process.stdout is not None
