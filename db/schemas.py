@@ -199,7 +199,10 @@ class PageClaim(PagePublic):
 class ClaimResult(BaseModel):
     items: list[PageClaim] = Field(description="Pages now leased to you, shallowest first.")
     lease_seconds: int
-    remaining: int = Field(description="Discovered pages still waiting after this claim.")
+    remaining: int = Field(
+        description="Discovered pages still waiting after this claim, counted up to 1,000 "
+        "(1000 means at least that many); 0 means the frontier is empty."
+    )
     requeued: int = Field(description="Expired leases put back in the frontier by this call.")
     gave_up: int = Field(description="Pages set to error by this call: retry budget used up.")
 
