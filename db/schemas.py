@@ -228,11 +228,10 @@ class BulkCreateResult(BaseModel):
     refused_count: int = 0
 
     @classmethod
-    def merge(cls, parts: "list[BulkCreateResult]") -> "BulkCreateResult":
-        """One result for a batch recorded in several chunks (in order)."""
-        created = [ref for part in parts for ref in part.created]
-        existing = [ref for part in parts for ref in part.existing]
-        refused = [item for part in parts for item in part.refused]
+    def of(
+        cls, created: list[PageRef], existing: list[PageRef], refused: list[RefusedPage]
+    ) -> "BulkCreateResult":
+        """The result with its counts derived from the lists (so they cannot disagree)."""
         return cls(
             created=created,
             existing=existing,
@@ -240,6 +239,15 @@ class BulkCreateResult(BaseModel):
             created_count=len(created),
             existing_count=len(existing),
             refused_count=len(refused),
+        )
+
+    @classmethod
+    def merge(cls, parts: "list[BulkCreateResult]") -> "BulkCreateResult":
+        """One result for a batch recorded in several chunks (in order)."""
+        return cls.of(
+            [ref for part in parts for ref in part.created],
+            [ref for part in parts for ref in part.existing],
+            [item for part in parts for item in part.refused],
         )
 
 

@@ -151,7 +151,7 @@ class PageRepository(Repository):
         session_id = _single_session(pages, session_id)
         given = [p if isinstance(p, NewPage) else _validate_new_page(p) for p in pages]
         if not given:
-            return BulkCreateResult(created=[], existing=[], created_count=0, existing_count=0)
+            return BulkCreateResult.of([], [], [])
         scope, capacity = await self._lock_open_session(session_id)
 
         refused: list[RefusedPage] = []
@@ -180,14 +180,7 @@ class PageRepository(Repository):
                 session_id, len(created)
             )
         existing = [PageRef(id=known[url], url=url) for url in candidates if url in known]
-        return BulkCreateResult(
-            created=created,
-            existing=existing,
-            refused=refused,
-            created_count=len(created),
-            existing_count=len(existing),
-            refused_count=len(refused),
-        )
+        return BulkCreateResult.of(created, existing, refused)
 
     async def _existing(self, session_id: uuid.UUID, urls: list[str]) -> dict[str, uuid.UUID]:
         if not urls:
