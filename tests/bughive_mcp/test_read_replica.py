@@ -13,6 +13,7 @@ once the standby has applied everything before it. No sleeps.
 """
 
 import inspect
+import shutil
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -96,6 +97,7 @@ def cluster() -> Iterator[Cluster]:
             )
     finally:
         stop_embedded_server(data_dir)
+        shutil.rmtree(data_dir.parent, ignore_errors=True)
 
 
 async def caught_up(db: Replicated) -> None:
