@@ -5,7 +5,7 @@ from typing import Any
 
 from db.database import Database
 from db.repositories import BugRepository, CrawlSessionRepository, PageRepository
-from db.schemas import BugPublic, CrawlSessionPublic, PageCreated
+from db.schemas import BugFiled, CrawlSessionPublic, PageCreated
 
 
 async def make_session(
@@ -30,7 +30,7 @@ async def make_page(
 
 async def make_bug(
     db: Database, session_id: uuid.UUID, page_id: uuid.UUID, **overrides: Any
-) -> BugPublic:
+) -> BugFiled:
     fields: dict[str, Any] = {
         "category": "ui_ux",
         "priority": "high",

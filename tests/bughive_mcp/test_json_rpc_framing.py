@@ -45,7 +45,10 @@ async def test_a_domain_error_reads_the_same(any_client: Client) -> None:
 
     message = await call_error(any_client, "get_session", session_id=unknown)
 
-    assert message == f"Error executing tool get_session: crawl session {unknown} does not exist (field 'session_id')"
+    assert (
+        message
+        == f"Error executing tool get_session: crawl session {unknown} does not exist (field 'session_id')"
+    )
 
 
 async def test_a_validation_error_reads_the_same(any_client: Client) -> None:

@@ -56,7 +56,7 @@ def test_unknown_toolset_or_tool_is_a_clear_error() -> None:
 def test_environment_lists_are_comma_separated(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("BUGHIVE_TOOLSETS", "sessions, bugs")
     monkeypatch.setenv("BUGHIVE_EXCLUDE_TOOLS", "add_cost")
-    settings = ServerSettings(_env_file=None)  # type: ignore[call-arg]
+    settings = ServerSettings(_env_file=None)
     assert settings.toolsets == ["sessions", "bugs"]
     assert settings.exclude_tools == ["add_cost"]
 
@@ -64,7 +64,7 @@ def test_environment_lists_are_comma_separated(monkeypatch: pytest.MonkeyPatch) 
 async def test_read_only_server_lists_only_read_tools_and_refuses_hidden_ones(
     database_url: URL, db: Database
 ) -> None:
-    settings = ServerSettings(_env_file=None, read_only=True)  # type: ignore[call-arg]
+    settings = ServerSettings(_env_file=None, read_only=True)
     config = make_config(database_url=database_url.render_as_string(hide_password=False))
     server = build_server(settings, config)
     listed = {tool.name for tool in await server.list_tools()}
@@ -78,7 +78,7 @@ async def test_read_only_server_lists_only_read_tools_and_refuses_hidden_ones(
 
 async def test_read_only_mode_opens_read_only_transactions(database_url: URL, db: Database) -> None:
     """Defence in depth: even a write that slipped into a read tool would be refused."""
-    settings = ServerSettings(_env_file=None, read_only=True)  # type: ignore[call-arg]
+    settings = ServerSettings(_env_file=None, read_only=True)
     config = make_config(database_url=database_url.render_as_string(hide_password=False))
     server = build_server(settings, config)
     async with Client(server) as client:

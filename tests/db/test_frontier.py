@@ -2,6 +2,7 @@
 
 import asyncio
 import uuid
+from typing import Any
 
 import asyncpg
 import pytest
@@ -15,7 +16,7 @@ from db.schemas import ClaimResult
 from tests.factories import make_session
 
 
-async def seed_pages(db: Database, count: int, **config: object) -> uuid.UUID:
+async def seed_pages(db: Database, count: int, **config: Any) -> uuid.UUID:
     session = await make_session(db, max_pages=count + 10, max_depth=5, **config)
     pages = [{"url": f"https://shop.example/p/{i}", "depth": i % 3} for i in range(count)]
     async with db.session() as s:
