@@ -2,7 +2,7 @@
 compare-and-set status change that keeps life cycles honest under concurrency."""
 
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from sqlalchemy import func, select, update
@@ -10,7 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
 from db.errors import InvalidArgument, InvalidTransition, NotFound
-from db.models import Base
+from db.models import Base, CrawlSession
+from db.schemas import Pagination
 
 ModelT = TypeVar("ModelT", bound=Base)
 
@@ -45,6 +46,33 @@ class Repository:
 
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
+
+    async def _require_session(self, session_id: uuid.UUID) -> None:
+        """NotFound (naming ``session_id``) unless the crawl session exists."""
+        found = await self.session.scalar(
+            select(CrawlSession.id).where(CrawlSession.id == session_id)
+        )
+        if found is None:
+            raise NotFound("crawl session", session_id, field="session_id")
+
+    async def _paginate(
+        self,
+        model: type[ModelT],
+        where: Sequence[Any],
+        order_by: Sequence[Any],
+        skip: int,
+        limit: int,
+    ) -> tuple[Sequence[ModelT], Pagination]:
+        """One page of ``model`` rows and the facts every list result carries (total,
+        has_more, next_skip): the bounds check, the count and the page query in one place."""
+        check_page_bounds(skip, limit)
+        total = await self.session.scalar(select(func.count()).select_from(model).where(*where))
+        rows = (
+            await self.session.scalars(
+                select(model).where(*where).order_by(*order_by).offset(skip).limit(limit)
+            )
+        ).all()
+        return rows, Pagination.of(int(total or 0), skip, limit, len(rows))
 
     async def _transition(
         self,

@@ -14,7 +14,7 @@ from db.enums import BugCategory, BugPriority, BugStatus
 from db.errors import InvalidArgument, InvalidTransition, NotFound
 from db.fingerprint import bug_fingerprint
 from db.models import Bug, BugOccurrence, CrawlSession, Page
-from db.repositories.base import Repository, check_page_bounds, count_by, counts_from_row
+from db.repositories.base import Repository, count_by, counts_from_row
 from db.repositories.sessions import CrawlSessionRepository
 from db.schemas import (
     BugFiled,
@@ -22,7 +22,6 @@ from db.schemas import (
     BugPublic,
     BugStatistics,
     Evidence,
-    Pagination,
     ReportBug,
 )
 
@@ -178,24 +177,8 @@ class BugRepository(Repository):
     async def _list(
         self, where: Sequence[Any], order_by: Sequence[Any], skip: int, limit: int
     ) -> BugList:
-        check_page_bounds(skip, limit)
-        total = await self.session.scalar(select(func.count()).select_from(Bug).where(*where))
-        rows = (
-            await self.session.scalars(
-                select(Bug).where(*where).order_by(*order_by, Bug.id).offset(skip).limit(limit)
-            )
-        ).all()
-        items = [BugPublic.model_validate(r) for r in rows]
-        return BugList(
-            items=items, **Pagination.of(int(total or 0), skip, limit, len(items)).model_dump()
-        )
-
-    async def _require_session(self, session_id: uuid.UUID) -> None:
-        if (
-            await self.session.scalar(select(CrawlSession.id).where(CrawlSession.id == session_id))
-            is None
-        ):
-            raise NotFound("crawl session", session_id, field="session_id")
+        rows, page = await self._paginate(Bug, where, [*order_by, Bug.id], skip, limit)
+        return BugList(items=[BugPublic.model_validate(r) for r in rows], **page.model_dump())
 
     async def get_high_confidence_bugs(
         self, session_id: uuid.UUID, min_confidence: float = 0.8, skip: int = 0, limit: int = 50

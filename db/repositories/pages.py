@@ -26,7 +26,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from db.enums import BugCategory, BugPriority, PageStatus, SessionStatus
 from db.errors import InvalidArgument, InvalidTransition, LeaseLost, NotFound, OutOfScope
 from db.models import Bug, CrawlSession, Page
-from db.repositories.base import Repository, check_page_bounds, count_by, counts_from_row
+from db.repositories.base import Repository, count_by, counts_from_row
 from db.repositories.sessions import CrawlSessionRepository
 from db.schemas import (
     BulkCreateResult,
@@ -42,7 +42,6 @@ from db.schemas import (
     PageList,
     PagePublic,
     PageRef,
-    Pagination,
     RefusedPage,
 )
 from db.scope import CrawlScope
@@ -230,34 +229,16 @@ class PageRepository(Repository):
             raise NotFound("page", page_id)
         return PagePublic.model_validate(row)
 
-    async def _require_session(self, session_id: uuid.UUID) -> None:
-        found = await self.session.scalar(
-            select(CrawlSession.id).where(CrawlSession.id == session_id)
-        )
-        if found is None:
-            raise NotFound("crawl session", session_id, field="session_id")
-
     async def get_pages_to_crawl(
         self, session_id: uuid.UUID, limit: int = 10, skip: int = 0
     ) -> PageList:
         """A read-only look at the frontier: discovered pages, shallowest first, then oldest.
         Reserves nothing — ``claim_pages_to_crawl`` does."""
-        check_page_bounds(skip, limit)
         await self._require_session(session_id)
         where = (Page.session_id == session_id, Page.status == PageStatus.DISCOVERED)
-        total = await self.session.scalar(select(func.count()).select_from(Page).where(*where))
-        rows = (
-            await self.session.scalars(
-                select(Page)
-                .where(*where)
-                .order_by(Page.depth, Page.discovered_at, Page.id)
-                .offset(skip)
-                .limit(limit)
-            )
-        ).all()
-        items = [PagePublic.model_validate(r) for r in rows]
-        page = Pagination.of(int(total or 0), skip, limit, len(items))
-        return PageList(items=items, **page.model_dump())
+        order = (Page.depth, Page.discovered_at, Page.id)
+        rows, page = await self._paginate(Page, where, order, skip, limit)
+        return PageList(items=[PagePublic.model_validate(r) for r in rows], **page.model_dump())
 
     # --- the frontier ----------------------------------------------------------------------
 

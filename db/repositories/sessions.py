@@ -13,12 +13,11 @@ from sqlalchemy.dialects.postgresql import insert
 from db.enums import BugPriority, PageStatus, SessionStatus
 from db.errors import Conflict, InvalidArgument, NotFound
 from db.models import TENANT_DEFAULT, Bug, CrawlSession, Page
-from db.repositories.base import Repository, check_page_bounds, count_by, counts_from_row
+from db.repositories.base import Repository, count_by, counts_from_row
 from db.schemas import (
     CrawlConfig,
     CrawlSessionList,
     CrawlSessionPublic,
-    Pagination,
     SessionStatistics,
 )
 from db.scope import CrawlScope
@@ -117,22 +116,10 @@ class CrawlSessionRepository(Repository):
         self, status: SessionStatus | None = None, skip: int = 0, limit: int = 20
     ) -> CrawlSessionList:
         """Sessions, newest first, optionally of one status; bounded by ``limit`` ≤ 100."""
-        check_page_bounds(skip, limit)
         filters = [] if status is None else [CrawlSession.status == _session_status(status)]
-        total = await self.session.scalar(
-            select(func.count()).select_from(CrawlSession).where(*filters)
-        )
-        rows = (
-            await self.session.scalars(
-                select(CrawlSession)
-                .where(*filters)
-                .order_by(CrawlSession.created_at.desc(), CrawlSession.id.desc())
-                .offset(skip)
-                .limit(limit)
-            )
-        ).all()
+        order = (CrawlSession.created_at.desc(), CrawlSession.id.desc())
+        rows, page = await self._paginate(CrawlSession, filters, order, skip, limit)
         items = [CrawlSessionPublic.model_validate(r) for r in rows]
-        page = Pagination.of(int(total or 0), skip, limit, len(items))
         return CrawlSessionList(items=items, **page.model_dump())
 
     async def start_session(self, session_id: uuid.UUID) -> CrawlSessionPublic:
