@@ -90,9 +90,12 @@ def unit_of_work(ctx: AppContext) -> AbstractAsyncContextManager[AsyncSession]:
     and may see it lag (docs/scaling.md); every other call runs on the primary — reads included,
     so a tool that writes always reads its own writes."""
     state: AppState = ctx.request_context.lifespan_context
-    db = state.read_db if state.read_db is not None and reads_only(ctx) else state.db
+    read_only = reads_only(ctx)
+    db = state.read_db if state.read_db is not None and read_only else state.db
     settings = state.settings
-    return db.session(tenant=request_tenant(settings.tenant, settings.multi_tenant))
+    return db.session(
+        tenant=request_tenant(settings.tenant, settings.multi_tenant), writes=not read_only
+    )
 
 
 def server_settings(ctx: AppContext) -> ServerSettings:

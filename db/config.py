@@ -57,7 +57,16 @@ class DatabaseConfig(BaseSettings):
     max_overflow: int = Field(default=10, ge=0, le=500)
     pool_timeout: float = Field(default=30.0, gt=0)
     pool_recycle: int = Field(default=3600, ge=-1)
-    pool_pre_ping: bool = True
+    pool_pre_ping: bool = Field(
+        default=True,
+        description="Check each pooled connection before use: free when it was used within "
+        "pool_pre_ping_idle_seconds, one round trip when idle longer (db/liveness.py).",
+    )
+    pool_pre_ping_idle_seconds: float = Field(
+        default=10.0,
+        ge=0,
+        description="A pooled connection idle longer than this is pinged before use.",
+    )
     echo: bool = False
     statement_timeout_ms: int = Field(
         default=30_000, ge=0, description="Upper bound for every statement (0 = no limit)."

@@ -135,7 +135,9 @@ def test_without_testing_flag_a_sized_queue_pool_is_used(monkeypatch: pytest.Mon
     assert pool._max_overflow == 10
     assert pool._timeout == 30
     assert pool._recycle == 3600
-    assert pool._pre_ping is True
+    # pre-ping is db.liveness's checkout check, not SQLAlchemy's three-round-trip ping
+    assert pool._pre_ping is False
+    assert config_from_env().pool_pre_ping_idle_seconds == 10.0
 
 
 def test_explicit_url_wins_over_the_configured_one() -> None:
