@@ -174,7 +174,8 @@ class Page(Base):
             "ix_pages_leases",
             "session_id",
             "lease_expires_at",
-            postgresql_where=text("status = 'crawling'"),
+            # not "status = 'crawling'" (the same rows, by lease_iff_crawling): see revision 0005
+            postgresql_where=text("lease_expires_at IS NOT NULL"),
         ),
         CheckConstraint("depth >= 0", name="depth_non_negative"),
         CheckConstraint(

@@ -203,7 +203,7 @@ class ClaimResult(BaseModel):
         description="Discovered pages still waiting after this claim, counted up to 1,000 "
         "(1000 means at least that many); 0 means the frontier is empty."
     )
-    requeued: int = Field(description="Expired leases put back in the frontier by this call.")
+    requeued: int = Field(description="Items handed out again: their earlier lease expired.")
     gave_up: int = Field(description="Pages set to error by this call: retry budget used up.")
 
 

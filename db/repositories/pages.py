@@ -19,10 +19,11 @@ from datetime import timedelta
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import ARRAY, Integer, String, bindparam, case, func, literal, select, update
+from sqlalchemy import ARRAY, Integer, String, bindparam, func, literal, select, text, update
 from sqlalchemy.dialects.postgresql import UUID, insert
 from sqlalchemy.sql.elements import ColumnElement
 
+from db.database import remember_transaction_id
 from db.enums import BugCategory, BugPriority, PageStatus, SessionStatus
 from db.errors import InvalidArgument, InvalidTransition, LeaseLost, NotFound, OutOfScope
 from db.models import Bug, CrawlSession, Page
@@ -57,6 +58,79 @@ DEFAULT_MAX_ATTEMPTS = 3
 # A claim reports how many pages still wait, but counts no further than this: counting them
 # all made every claim a pass over the frontier (94 ms at 1M pending pages, vs 5 ms raw).
 REMAINING_COUNT_CAP = 1_000
+
+_OPEN = ", ".join(f"'{s.value}'" for s in OPEN_SESSION_STATUSES)
+# The whole claim in one statement (one round trip). Its parts, in the order they act:
+# - ``crawl``: the session's status — no row: it does not exist; not open: nothing is taken;
+# - ``expired``: leases that ran out, oldest first, locked with SKIP LOCKED. A page has a lease
+#   if and only if it is crawling (CHECK lease_iff_crawling), so there is no status condition:
+#   one would let the planner read every in-flight page through the status index instead of
+#   the expired range of ix_pages_leases (revision 0005);
+# - ``spent``: those whose retry budget is used up become 'error';
+# - ``retry`` + ``fresh`` → ``picked``: the pages handed out — expired ones first, then
+#   discovered ones shallowest and oldest first (ix_pages_frontier), up to :limit in all (a
+#   fresh page locked but not picked, because expired ones came first, is free at the commit);
+# - ``claimed``: the lease itself, by primary key (``= ANY(ARRAY(…))``: the row estimate of a
+#   parameterized LIMIT must not tempt the planner into a hash join over the table); the final row(s) add the counts and the transaction's id
+#   (known once a row was locked; NULL when nothing was written), so the unit of work need not
+#   ask for it. A statement's snapshot does not see its own updates: ``waiting`` still counts
+#   this claim's fresh pages, and the repository subtracts them.
+_CLAIM = text(
+    f"""
+WITH crawl AS (
+    SELECT status FROM crawl_sessions WHERE id = :session_id
+), open_crawl AS (
+    SELECT 1 FROM crawl WHERE status IN ({_OPEN})
+), expired AS (
+    SELECT id, attempts FROM pages
+    WHERE session_id = :session_id AND lease_expires_at < now()
+        AND EXISTS (SELECT 1 FROM open_crawl)
+    ORDER BY lease_expires_at
+    LIMIT :expired_batch
+    FOR UPDATE SKIP LOCKED
+), spent AS (
+    UPDATE pages AS p
+    SET status = 'error',
+        error_message = format('gave up after %s attempts: the lease expired each time (the '
+            'worker died or took longer than lease_seconds)', p.attempts),
+        crawled_at = now(), claim_token = NULL, claimed_at = NULL, lease_expires_at = NULL,
+        updated_at = now()
+    WHERE p.id = ANY(ARRAY(SELECT id FROM expired WHERE attempts >= :max_attempts))
+    RETURNING p.id
+), retry AS (
+    SELECT id FROM expired WHERE attempts < :max_attempts LIMIT :limit
+), fresh AS (
+    SELECT id FROM pages
+    WHERE session_id = :session_id AND status = 'discovered'
+        AND EXISTS (SELECT 1 FROM open_crawl)
+    ORDER BY depth, discovered_at, id
+    LIMIT :limit
+    FOR UPDATE SKIP LOCKED
+), picked AS (
+    SELECT id FROM (
+        SELECT id, 0 AS rank FROM retry UNION ALL SELECT id, 1 AS rank FROM fresh
+    ) AS candidates
+    ORDER BY rank
+    LIMIT :limit
+), claimed AS (
+    UPDATE pages AS p
+    SET status = 'crawling', claim_token = gen_random_uuid(), claimed_at = now(),
+        lease_expires_at = now() + :lease_seconds * interval '1 second',
+        attempts = p.attempts + 1, updated_at = now()
+    WHERE p.id = ANY(ARRAY(SELECT id FROM picked))
+    RETURNING p.*
+)
+SELECT crawl.status AS crawl_status,
+    (SELECT count(*) FROM retry) AS requeued,
+    (SELECT count(*) FROM spent) AS gave_up,
+    (SELECT count(*) FROM (
+        SELECT 1 FROM pages WHERE session_id = :session_id AND status = 'discovered'
+        LIMIT :count_cap) AS w) AS waiting,
+    pg_current_xact_id_if_assigned()::text AS xid,
+    claimed.*
+FROM crawl LEFT JOIN claimed ON true
+"""
+)
 
 
 def _lease(seconds: int) -> ColumnElement[Any]:
@@ -249,14 +323,16 @@ class PageRepository(Repository):
         lease_seconds: int = DEFAULT_LEASE_SECONDS,
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
     ) -> ClaimResult:
-        """Atomically lease up to ``limit`` discovered pages (shallowest first, then oldest)
-        to the caller, each with its own ``claim_token``.
+        """Atomically lease up to ``limit`` pages to the caller, each with its own
+        ``claim_token``: first pages whose earlier lease expired (their worker died; counted in
+        ``requeued``), then discovered pages, shallowest first, then oldest. An expired page
+        whose ``max_attempts`` leases are spent becomes ``error`` instead (``gave_up``).
 
-        First, expired leases of the session go back to the frontier (or to ``error`` once
-        ``max_attempts`` leases were handed out). Then one ``UPDATE … FROM (SELECT … FOR
-        UPDATE SKIP LOCKED)`` takes the pages: concurrent callers never receive the same page
-        and never wait for each other. The select is served by the partial index
-        ``ix_pages_frontier``, so its cost does not grow with the number of pages.
+        One statement (:data:`_CLAIM`): the session check, the expired leases, the pick with
+        ``FOR UPDATE SKIP LOCKED`` and the update — so concurrent callers never receive the same
+        page, never wait for each other, and a claim costs one round trip inside its
+        transaction. The picks are served by the partial indexes ``ix_pages_leases`` and
+        ``ix_pages_frontier``: the cost does not grow with the number of pages.
 
         ``remaining`` is exact up to ``REMAINING_COUNT_CAP`` (1,000) and says 1,000 beyond it
         ("at least that many"); 0 still means the frontier is empty."""
@@ -264,98 +340,49 @@ class PageRepository(Repository):
             raise InvalidArgument("limit", f"must be between 1 and {MAX_CLAIM}, got {limit}")
         if max_attempts < 1:
             raise InvalidArgument("max_attempts", f"must be 1 or more, got {max_attempts}")
-        lease_until = _lease(lease_seconds)
-        status = await self.session.scalar(
-            select(CrawlSession.status).where(CrawlSession.id == session_id)
+        _lease(lease_seconds)  # the bounds check
+        rows = (
+            (
+                await self.session.execute(
+                    _CLAIM,
+                    {
+                        "session_id": session_id,
+                        "limit": limit,
+                        "lease_seconds": lease_seconds,
+                        "max_attempts": max_attempts,
+                        "expired_batch": MAX_CLAIM,
+                        "count_cap": REMAINING_COUNT_CAP + limit,
+                    },
+                )
+            )
+            .mappings()
+            .all()
         )
-        if status is None:
+        if not rows:
             raise NotFound("crawl session", session_id, field="session_id")
-        if status not in OPEN_SESSION_STATUSES:
+        first = rows[0]
+        if first["crawl_status"] not in OPEN_SESSION_STATUSES:
             raise InvalidTransition(
-                "crawl session", session_id, "claim pages of", status, OPEN_SESSION_STATUSES
+                "crawl session",
+                session_id,
+                "claim pages of",
+                first["crawl_status"],
+                OPEN_SESSION_STATUSES,
             )
-        requeued, gave_up = await self._reap_expired(session_id, max_attempts)
-        picked = (
-            select(Page.id)
-            .where(Page.session_id == session_id, Page.status == PageStatus.DISCOVERED)
-            .order_by(Page.depth, Page.discovered_at, Page.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-            .cte("picked")
-        )
-        stmt = (
-            update(Page)
-            .where(Page.id == picked.c.id)
-            .values(
-                status=PageStatus.CRAWLING,
-                claim_token=func.gen_random_uuid(),
-                claimed_at=func.now(),
-                lease_expires_at=lease_until,
-                attempts=Page.attempts + 1,
-            )
-            .returning(Page)
-            .execution_options(synchronize_session=False, populate_existing=True)
-        )
-        rows = (await self.session.scalars(stmt)).all()
-        rows = sorted(rows, key=lambda r: (r.depth, r.discovered_at, str(r.id)))
-        # Counted up to REMAINING_COUNT_CAP: exact while the frontier is small (where
-        # "0 = done" matters), a bounded index-only scan however large the frontier grows.
-        waiting = (
-            select(Page.id)
-            .where(Page.session_id == session_id, Page.status == PageStatus.DISCOVERED)
-            .limit(REMAINING_COUNT_CAP)
-            .subquery()
-        )
-        remaining = await self.session.scalar(select(func.count()).select_from(waiting))
+        if first["xid"] is not None:
+            remember_transaction_id(self.session, first["xid"])
+        items = [PageClaim.model_validate(dict(r)) for r in rows if r["id"] is not None]
+        items.sort(key=lambda p: (p.depth, p.discovered_at, str(p.id)))
+        requeued = int(first["requeued"])
+        # The statement's snapshot still counts its own fresh picks as waiting.
+        waiting = int(first["waiting"]) - (len(items) - requeued)
         return ClaimResult(
-            items=[PageClaim.model_validate(r) for r in rows],
+            items=items,
             lease_seconds=lease_seconds,
-            remaining=int(remaining or 0),
+            remaining=min(max(waiting, 0), REMAINING_COUNT_CAP),
             requeued=requeued,
-            gave_up=gave_up,
+            gave_up=int(first["gave_up"]),
         )
-
-    async def _reap_expired(self, session_id: uuid.UUID, max_attempts: int) -> tuple[int, int]:
-        """Expired leases of the session: back to ``discovered``, or ``error`` when the retry
-        budget is spent. Skips rows another transaction holds (it is reaping them)."""
-        expired = (
-            select(Page.id)
-            .where(
-                Page.session_id == session_id,
-                Page.status == PageStatus.CRAWLING,
-                Page.lease_expires_at < func.now(),
-            )
-            .with_for_update(skip_locked=True)
-            .cte("expired")
-        )
-        spent = Page.attempts >= max_attempts
-        stmt = (
-            update(Page)
-            .where(Page.id == expired.c.id)
-            .values(
-                status=case((spent, PageStatus.ERROR.value), else_=PageStatus.DISCOVERED.value),
-                error_message=case(
-                    (
-                        spent,
-                        func.format(
-                            "gave up after %s attempts: the lease expired each time (the "
-                            "worker died or took longer than lease_seconds)",
-                            Page.attempts,
-                        ),
-                    ),
-                    else_=Page.error_message,
-                ),
-                crawled_at=case((spent, func.now()), else_=None),
-                claim_token=None,
-                claimed_at=None,
-                lease_expires_at=None,
-            )
-            .returning(Page.status)
-            .execution_options(synchronize_session=False)
-        )
-        statuses = (await self.session.scalars(stmt)).all()
-        gave_up = sum(1 for s in statuses if s == PageStatus.ERROR)
-        return len(statuses) - gave_up, gave_up
 
     async def mark_crawling(
         self, page_id: uuid.UUID, lease_seconds: int = DEFAULT_LEASE_SECONDS

@@ -12,6 +12,7 @@ from db.database import Database
 from db.enums import PageStatus
 from db.errors import Conflict, InvalidTransition, LeaseLost
 from db.repositories import CrawlSessionRepository, PageRepository
+from db.repositories.pages import _CLAIM
 from db.schemas import ClaimResult
 from tests.factories import make_session
 
@@ -194,20 +195,50 @@ async def test_session_statistics_report_leases_and_progress(db: Database) -> No
     assert stats.session.pages_crawled == 1
 
 
-async def test_claim_query_is_served_by_the_frontier_index(
+def plan_sections(plan: str) -> dict[str, str]:
+    """The text of each ``CTE name`` part of an EXPLAIN (TEXT) plan."""
+    sections: dict[str, str] = {}
+    name = ""
+    for line in plan.splitlines():
+        stripped = line.strip()
+        if line.startswith("  ") and not line.startswith("   "):  # a top-level part ends one
+            name = stripped.removeprefix("CTE ") if stripped.startswith("CTE ") else ""
+        sections[name] = sections.get(name, "") + line + "\n"
+    return sections
+
+
+async def test_claim_statement_is_served_by_the_indexes_even_with_stale_statistics(
     db: Database, raw: asyncpg.Connection
 ) -> None:
-    session_id = await seed_pages(db, 2000)
+    """The planner's statistics are taken with no page in flight (a fresh crawl), then 1,500
+    pages go in flight. The claim still reads expired leases from ``ix_pages_leases`` (not
+    every in-flight page through the status index, the plan the old reap fell into), picks
+    from ``ix_pages_frontier`` in index order, and updates by primary key — no scan or sort
+    of the session's pages, so its cost does not grow with their number."""
+    session_id = await seed_pages(db, 3000)
     await raw.execute("ANALYZE pages")
-    rows = await raw.fetch(
-        "EXPLAIN (FORMAT TEXT) SELECT id FROM pages WHERE session_id = $1"
-        " AND status = 'discovered' ORDER BY depth, discovered_at, id LIMIT 10"
-        " FOR UPDATE SKIP LOCKED",
-        session_id,
-    )
-    plan = "\n".join(r[0] for r in rows)
-    assert "ix_pages_frontier" in plan
-    assert "Sort" not in plan.split("ix_pages_frontier")[0]
+    for _ in range(15):
+        await claim(db, session_id, limit=100)
+    async with db.session() as s:
+        rows = await s.execute(
+            text("EXPLAIN (ANALYZE, FORMAT TEXT) " + _CLAIM.text),
+            {
+                "session_id": session_id,
+                "limit": 10,
+                "lease_seconds": 300,
+                "max_attempts": 3,
+                "expired_batch": 100,
+                "count_cap": 1010,
+            },
+        )
+        plan = "\n".join(r[0] for r in rows)
+    sections = plan_sections(plan)
+    assert "Index Scan using ix_pages_leases" in sections["expired"], plan
+    fresh = sections["fresh"]
+    assert "Index Scan using ix_pages_frontier" in fresh, plan
+    assert "Sort" not in fresh.split("ix_pages_frontier")[0], plan
+    assert "Seq Scan" not in sections["claimed"] and "Hash" not in sections["claimed"], plan
+    assert "pk_pages" in sections["claimed"], plan
 
 
 async def test_claims_on_a_completed_session_are_refused(db: Database) -> None:
@@ -226,3 +257,54 @@ async def test_no_page_is_ever_crawling_without_a_lease(db: Database) -> None:
                 text("UPDATE pages SET status = 'crawling' WHERE session_id = :s"),
                 {"s": session_id},
             )
+
+
+async def test_expired_leases_are_handed_out_before_fresh_pages(
+    db: Database, raw: asyncpg.Connection
+) -> None:
+    session_id = await seed_pages(db, 6)
+    # the three deepest pages are leased, then their workers die
+    deep = await raw.fetch(
+        "SELECT id FROM pages WHERE session_id = $1 ORDER BY depth DESC, discovered_at DESC"
+        " LIMIT 3",
+        session_id,
+    )
+    for row in deep:
+        async with db.session() as s:
+            await PageRepository(s).mark_crawling(row["id"])
+    await expire_leases(raw, session_id)
+    # one of them has used up its retry budget
+    await raw.execute("UPDATE pages SET attempts = 3 WHERE id = $1", deep[0]["id"])
+
+    result = await claim(db, session_id, limit=3, max_attempts=3)
+
+    assert (result.requeued, result.gave_up) == (2, 1)
+    claimed = {p.id for p in result.items}
+    assert len(claimed) == 3 and {deep[1]["id"], deep[2]["id"]} <= claimed
+    fresh = [p for p in result.items if p.id not in {r["id"] for r in deep}]
+    assert len(fresh) == 1 and fresh[0].attempts == 1
+    assert result.remaining == 2  # 3 never-claimed pages, one of them in this claim
+    rows = await raw.fetch("SELECT id, status FROM pages WHERE session_id = $1", session_id)
+    statuses = {r["id"]: r["status"] for r in rows}
+    assert statuses[deep[0]["id"]] == "error"
+    assert sum(1 for s in statuses.values() if s == "crawling") == 3
+
+
+async def test_a_claim_hands_its_transaction_id_to_the_unit_of_work(db: Database) -> None:
+    """The claim reads its own transaction id, so the commit needs no extra round trip to ask
+    for it (the id settles a commit whose answer is lost)."""
+    session_id = await seed_pages(db, 2)
+    async with db.session() as s:
+        await PageRepository(s).claim_pages_to_crawl(session_id, 1)
+        known = s.info.get("bughive_transaction_id")
+        actual = await s.scalar(text("SELECT pg_current_xact_id_if_assigned()::text"))
+    assert known is not None and known == actual
+
+
+async def test_an_empty_claim_writes_nothing_and_has_no_transaction_id(db: Database) -> None:
+    session = await make_session(db)
+    async with db.session() as s:
+        result = await PageRepository(s).claim_pages_to_crawl(session.id, 5)
+        assert "bughive_transaction_id" not in s.info
+        assert await s.scalar(text("SELECT pg_current_xact_id_if_assigned()")) is None
+    assert (result.items, result.remaining, result.requeued, result.gave_up) == ([], 0, 0, 0)
