@@ -1,13 +1,16 @@
 """Which discovered URLs a crawl session accepts: the ``CrawlConfig`` limits, applied before
 anything is stored. Pure functions — the repository supplies the session's facts."""
 
+import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from fnmatch import translate
 
 from db.schemas import CrawlConfig
-from db.urls import InvalidUrl, matches, normalize_url, origin
+from db.urls import InvalidUrl, NormalizedUrl, normalize_url, normalize_url_split, origin
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Verdict:
     url: str  # normalized when accepted, as given when refused
     reason: str | None = None
@@ -17,12 +20,31 @@ class Verdict:
         return self.reason is None
 
 
+@dataclass(frozen=True, slots=True)
+class _Glob:
+    """One include/exclude pattern, compiled once per scope rather than looked up in
+    ``fnmatch``'s cache for every URL; matches exactly as ``db.urls.matches`` does."""
+
+    pattern: str
+    on_path: bool  # a pattern starting with "/" applies to the path and query
+    match: Callable[[str], re.Match[str] | None]
+
+    @classmethod
+    def of(cls, pattern: str) -> "_Glob":
+        return cls(pattern, pattern.startswith("/"), re.compile(translate(pattern)).match)
+
+    def matches(self, url: NormalizedUrl) -> bool:
+        return self.match(url.target if self.on_path else url.url) is not None
+
+
 class CrawlScope:
     """The rules of one session: normalization policy, origin, depth and URL patterns."""
 
     def __init__(self, base_url: str, config: CrawlConfig) -> None:
         self.config = config
         self.origin = origin(self.normalize(base_url))
+        self._include = [_Glob.of(p) for p in config.include_patterns]
+        self._exclude = [_Glob.of(p) for p in config.exclude_patterns]
 
     def normalize(self, url: str) -> str:
         return normalize_url(
@@ -32,22 +54,24 @@ class CrawlScope:
         )
 
     def judge(self, url: str, depth: int) -> Verdict:
+        config = self.config
         try:
-            normalized = self.normalize(url)
+            normalized = normalize_url_split(
+                url,
+                drop_tracking_params=config.drop_tracking_params,
+                trailing_slash=config.trailing_slash,
+            )
         except InvalidUrl as exc:
             return Verdict(url, str(exc))
-        if len(normalized) > 2048:
+        if len(normalized.url) > 2048:
             return Verdict(url, "is longer than 2048 characters once normalized")
-        config = self.config
         if depth > config.max_depth:
             return Verdict(url, f"is at depth {depth}, beyond max_depth {config.max_depth}")
-        if config.same_origin and origin(normalized) != self.origin:
+        if config.same_origin and normalized.origin != self.origin:
             return Verdict(url, f"is outside the session's origin {self.origin} (same_origin=true)")
-        if config.include_patterns and not any(
-            matches(normalized, p) for p in config.include_patterns
-        ):
+        if self._include and not any(g.matches(normalized) for g in self._include):
             return Verdict(url, "matches none of include_patterns")
-        for pattern in config.exclude_patterns:
-            if matches(normalized, pattern):
-                return Verdict(url, f"matches exclude pattern {pattern!r}")
-        return Verdict(normalized)
+        for glob in self._exclude:
+            if glob.matches(normalized):
+                return Verdict(url, f"matches exclude pattern {glob.pattern!r}")
+        return Verdict(normalized.url)
