@@ -2,9 +2,9 @@
 
 - ``trivial_server``: a separate ``MCPServer`` with one trivial tool (``ping``), reached over the
   same transport as BugHive — the SDK's own per-call cost.
-- ``RawSql``: hand-written SQL through raw ``asyncpg``. For a tool, the *same* statements the
-  repository sends, in one transaction (so the ratio isolates SQLAlchemy, pydantic and the tool
-  layer); for the frontier, the textbook single-statement ``SKIP LOCKED`` claim; for statistics,
+- ``RawSql``: SQL through raw ``asyncpg``. For a tool, the *same* statements the repository
+  sends (imported from it), in one transaction (so the ratio isolates SQLAlchemy's session,
+  pydantic and the tool layer); for the frontier, the textbook single-statement ``SKIP LOCKED`` claim; for statistics,
   one hand-written pass.
 """
 
@@ -16,6 +16,8 @@ from mcp.server.mcpserver import MCPServer
 from pydantic import BaseModel
 
 from db.enums import BugCategory, BugPriority, BugStatus, PageStatus
+from db.repositories.bugs import FILE_BUG, PAGE_OF_BUG, RECORD_OCCURRENCE
+from db.repositories.pages import FINISH_PAGE, FRONTIER_PAGE
 
 
 class Pong(BaseModel):
@@ -60,53 +62,9 @@ SET status = 'discovered', claim_token = NULL, claimed_at = NULL, lease_expires_
 WHERE session_id = $1 AND status = 'crawling'
 """
 
-# --- get_pages_to_crawl: the repository's three statements ---------------------------------
-
-SESSION_EXISTS = "SELECT id FROM crawl_sessions WHERE id = $1"
-FRONTIER_COUNT = "SELECT count(*) FROM pages WHERE session_id = $1 AND status = 'discovered'"
-FRONTIER_PAGES = """
-SELECT * FROM pages
-WHERE session_id = $1 AND status = 'discovered'
-ORDER BY depth, discovered_at, id
-LIMIT $2
-"""
-
-# --- create_bug: the repository's statements ----------------------------------------------
-
-PAGE_OF_BUG = "SELECT session_id, url FROM pages WHERE id = $1"
-UPSERT_BUG = """
-INSERT INTO bugs (session_id, page_id, fingerprint, category, priority, title, description,
-                  steps_to_reproduce, evidence, confidence)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9::jsonb, $10)
-ON CONFLICT (session_id, fingerprint) DO UPDATE SET fingerprint = bugs.fingerprint
-RETURNING id, (xmax = 0) AS created
-"""
-INSERT_OCCURRENCE = """
-INSERT INTO bug_occurrences (bug_id, session_id, page_id, evidence)
-VALUES ($1, $2, $3, $4::jsonb)
-ON CONFLICT (bug_id, page_id) DO NOTHING
-RETURNING id
-"""
-COUNT_BUG_FOUND = """
-UPDATE crawl_sessions SET bugs_found = bugs_found + 1, updated_at = now()
-WHERE id = $1 RETURNING id
-"""
-READ_BUG = "SELECT * FROM bugs WHERE id = $1"
-
-# --- mark_analyzed (fenced by the claim token) ----------------------------------------------
-
-FINISH_PAGE = """
-UPDATE pages
-SET status = 'analyzed', title = $3, analysis_result = $4::jsonb, response_time_ms = $5,
-    status_code = $6, crawled_at = now(), error_message = NULL, claim_token = NULL,
-    lease_expires_at = NULL, updated_at = now()
-WHERE id = $1 AND status = 'crawling' AND claim_token = $2
-RETURNING *
-"""
-COUNT_PAGE_CRAWLED = """
-UPDATE crawl_sessions SET pages_crawled = pages_crawled + 1, updated_at = now()
-WHERE id = $1 RETURNING id
-"""
+# --- the tools of workloads 1 and 6: the repository's own statements ------------------------
+# (db.repositories send these through asyncpg too — db.driver — so the floor differs from
+# BugHive only by what wraps them: SQLAlchemy's session, pydantic, the tool layer.)
 
 
 def _filters(column: str, values: list[str]) -> str:
@@ -155,20 +113,19 @@ class RawSql:
 
     async def get_pages_to_crawl(
         self, session_id: uuid.UUID, limit: int = 10
-    ) -> tuple[int, list[asyncpg.Record]]:
+    ) -> list[asyncpg.Record]:
         async with self.conn.transaction():
-            await self.conn.fetchval(SESSION_EXISTS, session_id)
-            total: int = await self.conn.fetchval(FRONTIER_COUNT, session_id)
-            rows: list[asyncpg.Record] = await self.conn.fetch(FRONTIER_PAGES, session_id, limit)
-        return total, rows
+            rows: list[asyncpg.Record] = await self.conn.fetch(FRONTIER_PAGE, session_id, limit, 0)
+        return rows
 
     async def create_bug(
         self, session_id: uuid.UUID, page_id: uuid.UUID, fingerprint: str, **bug: Any
     ) -> asyncpg.Record:
+        evidence_json = bug.get("evidence_json", "[]")
         async with self.conn.transaction():
             await self.conn.fetchrow(PAGE_OF_BUG, page_id)
-            bug_id, created = await self.conn.fetchrow(
-                UPSERT_BUG,
+            row: asyncpg.Record = await self.conn.fetchrow(
+                FILE_BUG,
                 session_id,
                 page_id,
                 fingerprint,
@@ -177,15 +134,16 @@ class RawSql:
                 bug["title"],
                 bug["description"],
                 bug.get("steps_json", "[]"),
-                bug.get("evidence_json", "[]"),
+                evidence_json,
                 bug.get("confidence", 0.5),
+                None,
+                None,
+                None,
+                None,
             )
-            await self.conn.fetchval(
-                INSERT_OCCURRENCE, bug_id, session_id, page_id, bug.get("evidence_json", "[]")
+            await self.conn.fetchrow(
+                RECORD_OCCURRENCE, row["id"], session_id, page_id, evidence_json, row["created"]
             )
-            if created:
-                await self.conn.fetchval(COUNT_BUG_FOUND, session_id)
-            row: asyncpg.Record = await self.conn.fetchrow(READ_BUG, bug_id)
         return row
 
     async def mark_analyzed(
@@ -203,12 +161,13 @@ class RawSql:
                 page_id,
                 claim_token,
                 title,
+                None,
                 analysis_json,
                 response_time_ms,
                 status_code,
+                None,
+                None,
             )
-            if row is not None:
-                await self.conn.fetchval(COUNT_PAGE_CRAWLED, row["session_id"])
         return row
 
     async def bug_statistics(self, session_id: uuid.UUID) -> asyncpg.Record:

@@ -73,14 +73,14 @@ async def run(ctx: BenchContext) -> WorkloadResult:
 
             async def floor_get() -> Metrics:
                 async def step(index: int) -> None:
-                    _, rows = await raw.get_pages_to_crawl(session_id, 10)
+                    rows = await raw.get_pages_to_crawl(session_id, 10)
                     assert len(rows) == 10
 
                 tool = await timed_loop(sizes.tool_calls, sizes.tool_warmup, ping)
                 sql = await timed_loop(sizes.tool_calls, sizes.tool_warmup, step)
                 return {"tool_ms": tool["mean_ms"], "sql_ms": sql["mean_ms"]}
 
-            # --- create_bug (a new bug each call: upsert, occurrence, counter, read back) ---
+            # --- create_bug (a new bug each call: page, upsert + counter, occurrence) ---
             def bug_arguments(page_id: uuid.UUID) -> dict[str, Any]:
                 return {
                     "session_id": sid,

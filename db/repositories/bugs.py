@@ -2,20 +2,21 @@
 reported life cycle (any → dismissed), and the queries triage needs. Aggregates run in SQL in a
 single pass; nothing here loads rows to count them."""
 
+import json
 import uuid
 from collections.abc import Sequence
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import case, func, literal_column, select, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import case, func, select
 
+from db.database import remember_transaction_id
+from db.driver import driver_connection
 from db.enums import BugCategory, BugPriority, BugStatus
 from db.errors import InvalidArgument, InvalidTransition, NotFound
 from db.fingerprint import bug_fingerprint
-from db.models import Bug, BugOccurrence, CrawlSession, Page
+from db.models import Bug, CrawlSession, Page
 from db.repositories.base import Repository, count_by, counts_from_row
-from db.repositories.sessions import CrawlSessionRepository
 from db.schemas import (
     BugFiled,
     BugList,
@@ -28,6 +29,45 @@ from db.schemas import (
 MAX_STEPS = 50
 MAX_STEP_LENGTH = 1_000
 MAX_EVIDENCE = 20
+
+# create_bug's statements (on the driver path, db.driver). The page's session and URL (the
+# fingerprint needs the URL):
+PAGE_OF_BUG = "SELECT session_id, url FROM pages WHERE id = $1"
+# Then the filing: the bug is inserted, or — known fingerprint — the existing row is locked and
+# returned (the no-op DO UPDATE) with ``created`` false; a new bug raises the session's
+# bugs_found. The row comes back whole with the transaction's id, so nothing is read back and
+# the unit of work need not ask for the id.
+FILE_BUG = """
+WITH bug AS (
+    INSERT INTO bugs (session_id, page_id, fingerprint, category, priority, title, description,
+        steps_to_reproduce, evidence, confidence, expected_behavior, actual_behavior,
+        affected_users, browser_info)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+    ON CONFLICT (session_id, fingerprint) DO UPDATE SET fingerprint = bugs.fingerprint
+    RETURNING *, (xmax = 0) AS created
+), counted AS (
+    UPDATE crawl_sessions SET bugs_found = bugs_found + 1, updated_at = now()
+    WHERE id = $1 AND (SELECT created FROM bug)
+    RETURNING id
+)
+SELECT bug.*, pg_current_xact_id()::text AS xid FROM bug
+"""
+# Last, the page becomes an occurrence of the bug ($1) unless it already was one (the unique
+# (bug_id, page_id) index decides, so two concurrent reports from one page count once); for a
+# known bug ($5 false) a new occurrence raises its count. A statement of its own: the
+# row-level security check of a new occurrence must see the bug row, which it cannot in the
+# statement that inserts it.
+RECORD_OCCURRENCE = """
+WITH occurrence AS (
+    INSERT INTO bug_occurrences (bug_id, session_id, page_id, evidence)
+    VALUES ($1, $2, $3, $4)
+    ON CONFLICT (bug_id, page_id) DO NOTHING
+    RETURNING bug_id
+)
+UPDATE bugs SET occurrences = occurrences + 1, updated_at = now()
+WHERE id = (SELECT bug_id FROM occurrence) AND NOT $5::boolean
+RETURNING occurrences, updated_at
+"""
 
 PRIORITY_RANK = case(
     {p.value: p.rank for p in BugPriority}, value=Bug.priority, else_=len(BugPriority)
@@ -60,58 +100,47 @@ class BugRepository(Repository):
         reported it yet, its ``occurrences`` rise by one and the page and evidence are attached
         as a new occurrence. ``bugs_found`` counts distinct bugs. All in one transaction; the
         unique index on ``(session_id, fingerprint)`` makes concurrent reports safe."""
-        values = {
-            "category": _enum_value("category", BugCategory, category),
-            "priority": _enum_value("priority", BugPriority, priority),
-            "title": title,
-            "description": description,
-            "steps_to_reproduce": _steps(steps_to_reproduce),
-            "evidence": _evidence(evidence),
-            "confidence": _confidence(confidence),
-            "expected_behavior": expected_behavior,
-            "actual_behavior": actual_behavior,
-            "affected_users": affected_users,
-            "browser_info": browser_info,
-        }
-        page = (
-            await self.session.execute(select(Page.session_id, Page.url).where(Page.id == page_id))
-        ).one_or_none()
+        category = _enum_value("category", BugCategory, category)
+        priority = _enum_value("priority", BugPriority, priority)
+        steps_json = json.dumps(_steps(steps_to_reproduce))
+        evidence_json = json.dumps(_evidence(evidence))
+        confidence = _confidence(confidence)
+        conn = await driver_connection(self.session)
+        page = await conn.fetchrow(PAGE_OF_BUG, page_id)
         if page is None:
             if await self.session.get(CrawlSession, session_id) is None:
                 raise NotFound("crawl session", session_id, field="session_id")
             raise NotFound("page", page_id, field="page_id")
-        if page.session_id != session_id:
+        if page["session_id"] != session_id:
             raise InvalidArgument(
                 "page_id", f"page {page_id} belongs to another session, not {session_id}"
             )
-        fingerprint = bug_fingerprint(str(values["category"]), title, page.url, dedup_key)
-        upsert: Any = (
-            insert(Bug)
-            .values(session_id=session_id, page_id=page_id, fingerprint=fingerprint, **values)
-            .on_conflict_do_update(
-                index_elements=["session_id", "fingerprint"],
-                set_={"fingerprint": Bug.fingerprint},  # no-op write: locks and returns the row
-            )
-            .returning(Bug.id, literal_column("xmax = 0").label("created"))
+        fingerprint = bug_fingerprint(category, title, page["url"], dedup_key)
+        filed = await conn.fetchrow(
+            FILE_BUG,
+            session_id,
+            page_id,
+            fingerprint,
+            category,
+            priority,
+            title,
+            description,
+            steps_json,
+            evidence_json,
+            confidence,
+            expected_behavior,
+            actual_behavior,
+            affected_users,
+            None if browser_info is None else json.dumps(browser_info),
         )
-        bug_id, created = (await self.session.execute(upsert)).one()
-        occurrence = (
-            insert(BugOccurrence)
-            .values(
-                bug_id=bug_id, session_id=session_id, page_id=page_id, evidence=values["evidence"]
-            )
-            .on_conflict_do_nothing(index_elements=["bug_id", "page_id"])
-            .returning(BugOccurrence.id)
+        remember_transaction_id(self.session, filed["xid"])
+        bug = dict(filed)
+        bumped = await conn.fetchrow(
+            RECORD_OCCURRENCE, bug["id"], session_id, page_id, evidence_json, bug["created"]
         )
-        new_occurrence = (await self.session.execute(occurrence)).scalar_one_or_none() is not None
-        if created:
-            await CrawlSessionRepository(self.session).increment_bugs_found(session_id)
-        elif new_occurrence:
-            await self.session.execute(
-                update(Bug).where(Bug.id == bug_id).values(occurrences=Bug.occurrences + 1)
-            )
-        bug = await self.get(bug_id)
-        return BugFiled(**bug.model_dump(), created=bool(created))
+        if bumped is not None:
+            bug.update(bumped)
+        return BugFiled.model_validate(bug)
 
     async def get(self, bug_id: uuid.UUID) -> BugPublic:
         row = await self.session.get(Bug, bug_id, populate_existing=True)

@@ -13,21 +13,23 @@ succeed only while the token still holds the page, so a stale worker's late writ
 nothing.
 """
 
+import json
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import ARRAY, Integer, String, bindparam, func, literal, select, text, update
+from sqlalchemy import ARRAY, Integer, String, bindparam, func, literal, select, update
 from sqlalchemy.dialects.postgresql import UUID, insert
 from sqlalchemy.sql.elements import ColumnElement
 
 from db.database import remember_transaction_id
+from db.driver import driver_connection
 from db.enums import BugCategory, BugPriority, PageStatus, SessionStatus
 from db.errors import InvalidArgument, InvalidTransition, LeaseLost, NotFound, OutOfScope
 from db.models import Bug, CrawlSession, Page
-from db.repositories.base import Repository, count_by, counts_from_row
+from db.repositories.base import Repository, check_page_bounds, count_by, counts_from_row
 from db.repositories.sessions import CrawlSessionRepository
 from db.schemas import (
     BulkCreateResult,
@@ -43,6 +45,7 @@ from db.schemas import (
     PageList,
     PagePublic,
     PageRef,
+    Pagination,
     RefusedPage,
 )
 from db.scope import CrawlScope
@@ -60,7 +63,47 @@ DEFAULT_MAX_ATTEMPTS = 3
 REMAINING_COUNT_CAP = 1_000
 
 _OPEN = ", ".join(f"'{s.value}'" for s in OPEN_SESSION_STATUSES)
-# The whole claim in one statement (one round trip). Its parts, in the order they act:
+
+# mark_analyzed in one statement: crawling → analyzed for page $1 — only while claim token $2
+# holds it, when one is given — with the analysis ($3…$9), and the session's pages_crawled
+# raised with it. No row: the page was not changed (the caller asks why).
+FINISH_PAGE = """
+WITH finished AS (
+    UPDATE pages
+    SET status = 'analyzed', title = $3, screenshot_url = $4, analysis_result = $5,
+        response_time_ms = $6, status_code = $7, content_type = $8, content_length = $9,
+        crawled_at = now(), error_message = NULL, claim_token = NULL, lease_expires_at = NULL,
+        updated_at = now()
+    WHERE id = $1 AND status = 'crawling' AND ($2::uuid IS NULL OR claim_token = $2)
+    RETURNING *
+), counted AS (
+    UPDATE crawl_sessions SET pages_crawled = pages_crawled + 1, updated_at = now()
+    WHERE id = (SELECT session_id FROM finished)
+    RETURNING id
+)
+SELECT finished.*, pg_current_xact_id()::text AS xid FROM finished
+"""
+
+# get_pages_to_crawl in one statement: no row — the session ($1) does not exist; otherwise the
+# count of discovered pages and the requested page of them ($2 limit, $3 skip), shallowest
+# first (ix_pages_frontier), or one row of NULLs past the end.
+FRONTIER_PAGE = """
+SELECT waiting.total, page.*
+FROM crawl_sessions AS crawl
+CROSS JOIN LATERAL (
+    SELECT count(*) AS total FROM pages WHERE session_id = crawl.id AND status = 'discovered'
+) AS waiting
+LEFT JOIN LATERAL (
+    SELECT * FROM pages WHERE session_id = crawl.id AND status = 'discovered'
+    ORDER BY depth, discovered_at, id
+    OFFSET $3 LIMIT $2
+) AS page ON true
+WHERE crawl.id = $1
+"""
+
+# The whole claim in one statement (one round trip, on the driver path: db.driver), with
+# parameters $1 session_id, $2 limit, $3 lease_seconds, $4 max_attempts, $5 expired_batch,
+# $6 count_cap. Its parts, in the order they act:
 # - ``crawl``: the session's status — no row: it does not exist; not open: nothing is taken;
 # - ``expired``: leases that ran out, oldest first, locked with SKIP LOCKED. A page has a lease
 #   if and only if it is crawling (CHECK lease_iff_crawling), so there is no status condition:
@@ -68,25 +111,25 @@ _OPEN = ", ".join(f"'{s.value}'" for s in OPEN_SESSION_STATUSES)
 #   the expired range of ix_pages_leases (revision 0005);
 # - ``spent``: those whose retry budget is used up become 'error';
 # - ``retry`` + ``fresh`` → ``picked``: the pages handed out — expired ones first, then
-#   discovered ones shallowest and oldest first (ix_pages_frontier), up to :limit in all (a
+#   discovered ones shallowest and oldest first (ix_pages_frontier), up to $2 in all (a
 #   fresh page locked but not picked, because expired ones came first, is free at the commit);
 # - ``claimed``: the lease itself, by primary key (``= ANY(ARRAY(…))``: the row estimate of a
-#   parameterized LIMIT must not tempt the planner into a hash join over the table); the final row(s) add the counts and the transaction's id
-#   (known once a row was locked; NULL when nothing was written), so the unit of work need not
-#   ask for it. A statement's snapshot does not see its own updates: ``waiting`` still counts
-#   this claim's fresh pages, and the repository subtracts them.
-_CLAIM = text(
-    f"""
+#   parameterized LIMIT must not tempt the planner into a hash join over the table); the
+#   final row(s) add the counts and the transaction's id (known once a row was locked; NULL
+#   when nothing was written), so the unit of work need not ask for it. A statement's
+#   snapshot does not see its own updates: ``waiting`` still counts this claim's fresh
+#   pages, and the repository subtracts them.
+CLAIM_PAGES = f"""
 WITH crawl AS (
-    SELECT status FROM crawl_sessions WHERE id = :session_id
+    SELECT status FROM crawl_sessions WHERE id = $1
 ), open_crawl AS (
     SELECT 1 FROM crawl WHERE status IN ({_OPEN})
 ), expired AS (
     SELECT id, attempts FROM pages
-    WHERE session_id = :session_id AND lease_expires_at < now()
+    WHERE session_id = $1 AND lease_expires_at < now()
         AND EXISTS (SELECT 1 FROM open_crawl)
     ORDER BY lease_expires_at
-    LIMIT :expired_batch
+    LIMIT $5
     FOR UPDATE SKIP LOCKED
 ), spent AS (
     UPDATE pages AS p
@@ -95,27 +138,27 @@ WITH crawl AS (
             'worker died or took longer than lease_seconds)', p.attempts),
         crawled_at = now(), claim_token = NULL, claimed_at = NULL, lease_expires_at = NULL,
         updated_at = now()
-    WHERE p.id = ANY(ARRAY(SELECT id FROM expired WHERE attempts >= :max_attempts))
+    WHERE p.id = ANY(ARRAY(SELECT id FROM expired WHERE attempts >= $4))
     RETURNING p.id
 ), retry AS (
-    SELECT id FROM expired WHERE attempts < :max_attempts LIMIT :limit
+    SELECT id FROM expired WHERE attempts < $4 LIMIT $2
 ), fresh AS (
     SELECT id FROM pages
-    WHERE session_id = :session_id AND status = 'discovered'
+    WHERE session_id = $1 AND status = 'discovered'
         AND EXISTS (SELECT 1 FROM open_crawl)
     ORDER BY depth, discovered_at, id
-    LIMIT :limit
+    LIMIT $2
     FOR UPDATE SKIP LOCKED
 ), picked AS (
     SELECT id FROM (
         SELECT id, 0 AS rank FROM retry UNION ALL SELECT id, 1 AS rank FROM fresh
     ) AS candidates
     ORDER BY rank
-    LIMIT :limit
+    LIMIT $2
 ), claimed AS (
     UPDATE pages AS p
     SET status = 'crawling', claim_token = gen_random_uuid(), claimed_at = now(),
-        lease_expires_at = now() + :lease_seconds * interval '1 second',
+        lease_expires_at = now() + $3 * interval '1 second',
         attempts = p.attempts + 1, updated_at = now()
     WHERE p.id = ANY(ARRAY(SELECT id FROM picked))
     RETURNING p.*
@@ -124,13 +167,12 @@ SELECT crawl.status AS crawl_status,
     (SELECT count(*) FROM retry) AS requeued,
     (SELECT count(*) FROM spent) AS gave_up,
     (SELECT count(*) FROM (
-        SELECT 1 FROM pages WHERE session_id = :session_id AND status = 'discovered'
-        LIMIT :count_cap) AS w) AS waiting,
+        SELECT 1 FROM pages WHERE session_id = $1 AND status = 'discovered'
+        LIMIT $6) AS w) AS waiting,
     pg_current_xact_id_if_assigned()::text AS xid,
     claimed.*
 FROM crawl LEFT JOIN claimed ON true
 """
-)
 
 
 def _lease(seconds: int) -> ColumnElement[Any]:
@@ -307,12 +349,18 @@ class PageRepository(Repository):
         self, session_id: uuid.UUID, limit: int = 10, skip: int = 0
     ) -> PageList:
         """A read-only look at the frontier: discovered pages, shallowest first, then oldest.
-        Reserves nothing — ``claim_pages_to_crawl`` does."""
-        await self._require_session(session_id)
-        where = (Page.session_id == session_id, Page.status == PageStatus.DISCOVERED)
-        order = (Page.depth, Page.discovered_at, Page.id)
-        rows, page = await self._paginate(Page, where, order, skip, limit)
-        return PageList(items=[PagePublic.model_validate(r) for r in rows], **page.model_dump())
+        Reserves nothing — ``claim_pages_to_crawl`` does.
+
+        One statement (:data:`FRONTIER_PAGE`, on the driver path): the session check, the count
+        and the page of rows, where they were three round trips."""
+        check_page_bounds(skip, limit)
+        conn = await driver_connection(self.session)
+        rows = await conn.fetch(FRONTIER_PAGE, session_id, limit, skip)
+        if not rows:
+            raise NotFound("crawl session", session_id, field="session_id")
+        items = [PagePublic.model_validate(dict(r)) for r in rows if r["id"] is not None]
+        page = Pagination.of(int(rows[0]["total"]), skip, limit, len(items))
+        return PageList(items=items, **page.model_dump())
 
     # --- the frontier ----------------------------------------------------------------------
 
@@ -328,7 +376,7 @@ class PageRepository(Repository):
         ``requeued``), then discovered pages, shallowest first, then oldest. An expired page
         whose ``max_attempts`` leases are spent becomes ``error`` instead (``gave_up``).
 
-        One statement (:data:`_CLAIM`): the session check, the expired leases, the pick with
+        One statement (:data:`CLAIM_PAGES`): the session check, the expired leases, the pick with
         ``FOR UPDATE SKIP LOCKED`` and the update — so concurrent callers never receive the same
         page, never wait for each other, and a claim costs one round trip inside its
         transaction. The picks are served by the partial indexes ``ix_pages_leases`` and
@@ -341,22 +389,15 @@ class PageRepository(Repository):
         if max_attempts < 1:
             raise InvalidArgument("max_attempts", f"must be 1 or more, got {max_attempts}")
         _lease(lease_seconds)  # the bounds check
-        rows = (
-            (
-                await self.session.execute(
-                    _CLAIM,
-                    {
-                        "session_id": session_id,
-                        "limit": limit,
-                        "lease_seconds": lease_seconds,
-                        "max_attempts": max_attempts,
-                        "expired_batch": MAX_CLAIM,
-                        "count_cap": REMAINING_COUNT_CAP + limit,
-                    },
-                )
-            )
-            .mappings()
-            .all()
+        conn = await driver_connection(self.session)
+        rows = await conn.fetch(
+            CLAIM_PAGES,
+            session_id,
+            limit,
+            lease_seconds,
+            max_attempts,
+            MAX_CLAIM,  # expired_batch
+            REMAINING_COUNT_CAP + limit,  # count_cap
         )
         if not rows:
             raise NotFound("crawl session", session_id, field="session_id")
@@ -485,27 +526,34 @@ class PageRepository(Repository):
     ) -> PagePublic:
         """crawling → analyzed; stores the analysis and raises the session's
         ``pages_crawled`` by one in the same transaction. With ``claim_token`` the write is
-        fenced: refused (:class:`LeaseLost`) unless the token still holds the page."""
-        row = await self._finish(
+        fenced: refused (:class:`LeaseLost`) unless the token still holds the page.
+
+        One statement (:data:`FINISH_PAGE`, on the driver path); a second only to say why,
+        when the page was not changed."""
+        conn = await driver_connection(self.session)
+        row = await conn.fetchrow(
+            FINISH_PAGE,
             page_id,
             claim_token,
-            action="mark analyzed",
-            allowed_from=[PageStatus.CRAWLING],
-            values={
-                "status": PageStatus.ANALYZED,
-                "title": title,
-                "screenshot_url": screenshot_url,
-                "analysis_result": analysis_result,
-                "response_time_ms": response_time_ms,
-                "status_code": status_code,
-                "content_type": content_type,
-                "content_length": content_length,
-                "crawled_at": func.now(),
-                "error_message": None,
-            },
+            title,
+            screenshot_url,
+            None if analysis_result is None else json.dumps(analysis_result),
+            response_time_ms,
+            status_code,
+            content_type,
+            content_length,
         )
-        await CrawlSessionRepository(self.session).increment_pages_crawled(row.session_id)
-        return PagePublic.model_validate(row)
+        if row is None:
+            if claim_token is not None:
+                await self._raise_lease_lost(page_id)
+            current = await self.session.scalar(select(Page.status).where(Page.id == page_id))
+            if current is None:
+                raise NotFound("page", page_id)
+            raise InvalidTransition(
+                "page", page_id, "mark analyzed", current, [PageStatus.CRAWLING]
+            )
+        remember_transaction_id(self.session, row["xid"])
+        return PagePublic.model_validate(dict(row))
 
     async def mark_error(
         self, page_id: uuid.UUID, error_message: str, claim_token: uuid.UUID | None = None

@@ -12,7 +12,7 @@ from db.database import Database
 from db.enums import PageStatus
 from db.errors import Conflict, InvalidTransition, LeaseLost
 from db.repositories import CrawlSessionRepository, PageRepository
-from db.repositories.pages import _CLAIM
+from db.repositories.pages import CLAIM_PAGES
 from db.schemas import ClaimResult
 from tests.factories import make_session
 
@@ -219,19 +219,16 @@ async def test_claim_statement_is_served_by_the_indexes_even_with_stale_statisti
     await raw.execute("ANALYZE pages")
     for _ in range(15):
         await claim(db, session_id, limit=100)
-    async with db.session() as s:
-        rows = await s.execute(
-            text("EXPLAIN (ANALYZE, FORMAT TEXT) " + _CLAIM.text),
-            {
-                "session_id": session_id,
-                "limit": 10,
-                "lease_seconds": 300,
-                "max_attempts": 3,
-                "expired_batch": 100,
-                "count_cap": 1010,
-            },
-        )
-        plan = "\n".join(r[0] for r in rows)
+    rows = await raw.fetch(
+        "EXPLAIN (ANALYZE, FORMAT TEXT) " + CLAIM_PAGES,
+        session_id,
+        10,  # limit
+        300,  # lease_seconds
+        3,  # max_attempts
+        100,  # expired_batch
+        1010,  # count_cap
+    )
+    plan = "\n".join(r[0] for r in rows)
     sections = plan_sections(plan)
     assert "Index Scan using ix_pages_leases" in sections["expired"], plan
     fresh = sections["fresh"]

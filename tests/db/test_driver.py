@@ -1,0 +1,79 @@
+"""db.driver: statements sent straight through asyncpg belong to the unit of work's transaction —
+they commit and roll back with it, see its earlier writes, and are invisible to others until the
+commit — and they never open a second transaction of their own."""
+
+import uuid
+
+import asyncpg
+import pytest
+from sqlalchemy import select, text
+
+from db.database import Database
+from db.driver import driver_connection
+from db.models import CrawlSession
+from tests.db.test_liveness import queries_on
+
+
+async def new_session(db: Database) -> uuid.UUID:
+    async with db.session() as s:
+        session = CrawlSession(base_url="https://shop.example", config={})
+        s.add(session)
+        await s.flush()
+        return session.id
+
+
+async def bugs_found(raw: asyncpg.Connection, session_id: uuid.UUID) -> int:
+    return int(
+        await raw.fetchval("SELECT bugs_found FROM crawl_sessions WHERE id = $1", session_id)
+    )
+
+
+BUMP = "UPDATE crawl_sessions SET bugs_found = bugs_found + 1 WHERE id = $1"
+
+
+async def test_driver_statements_roll_back_with_the_unit_of_work(
+    db: Database, raw: asyncpg.Connection
+) -> None:
+    session_id = await new_session(db)
+    with pytest.raises(RuntimeError, match="tool failed"):
+        async with db.session() as s:
+            conn = await driver_connection(s)
+            await conn.execute(BUMP, session_id)
+            assert (
+                await conn.fetchval(
+                    "SELECT bugs_found FROM crawl_sessions WHERE id = $1", session_id
+                )
+                == 1
+            )
+            raise RuntimeError("tool failed")
+    assert await bugs_found(raw, session_id) == 0
+
+
+async def test_driver_and_orm_statements_share_one_transaction(
+    db: Database, raw: asyncpg.Connection
+) -> None:
+    session_id = await new_session(db)
+    async with db.session() as s:
+        await s.execute(
+            text("UPDATE crawl_sessions SET bugs_found = 5 WHERE id = :id"), {"id": session_id}
+        )
+        conn = await driver_connection(s)
+        await conn.execute(BUMP, session_id)  # sees the ORM side's write
+        assert (
+            await s.scalar(select(CrawlSession.bugs_found).where(CrawlSession.id == session_id))
+            == 6
+        )
+        assert await bugs_found(raw, session_id) == 0  # nothing visible before the commit
+    assert await bugs_found(raw, session_id) == 6
+
+
+async def test_the_driver_path_begins_the_transaction_once(db: Database) -> None:
+    session_id = await new_session(db)
+    sent = await queries_on(db)
+    async with db.session() as s:
+        conn = await driver_connection(s)
+        await conn.execute(BUMP, session_id)
+        await driver_connection(s)  # again: no second BEGIN
+        await s.execute(text("SELECT 1"))
+    assert sent.count("BEGIN;") + sent.count("BEGIN") == 1
+    assert sent.count("COMMIT;") + sent.count("COMMIT") == 1
