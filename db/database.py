@@ -97,6 +97,7 @@ def _is_unavailable(err: BaseException) -> bool:
             "AdminShutdownError",
             "TooManyConnectionsError",
             "InterfaceError",
+            "InternalClientError",  # the connection's protocol state is broken
         }
     )
 
@@ -192,8 +193,14 @@ class Database:
                     if writes and not self.config.read_only:
                         xid = await _transaction_id(session)
                     lost_commit = await _commit(session)
-                except BaseException:
-                    await session.rollback()
+                except BaseException as err:
+                    if isinstance(err, Exception) and _is_unavailable(err):
+                        # The connection may be broken in a way SQLAlchemy never saw (a
+                        # statement of the driver path, db.driver, failed): drop it, do not
+                        # pool it for the next caller.
+                        await session.invalidate()
+                    else:
+                        await session.rollback()
                     raise
         except Exception as err:
             mapped = self._domain_error(err)

@@ -10,6 +10,7 @@ from sqlalchemy import select, text
 
 from db.database import Database
 from db.driver import driver_connection
+from db.errors import DatabaseUnavailable
 from db.models import CrawlSession
 from tests.db.test_liveness import queries_on
 
@@ -77,3 +78,23 @@ async def test_the_driver_path_begins_the_transaction_once(db: Database) -> None
         await s.execute(text("SELECT 1"))
     assert sent.count("BEGIN;") + sent.count("BEGIN") == 1
     assert sent.count("COMMIT;") + sent.count("COMMIT") == 1
+
+
+async def test_a_connection_lost_on_the_driver_path_is_dropped_not_pooled(
+    db: Database, raw: asyncpg.Connection
+) -> None:
+    """SQLAlchemy does not see a driver-path statement fail, so the unit of work itself drops
+    the connection: the caller gets DatabaseUnavailable, the next unit of work a new one."""
+    session_id = await new_session(db)
+    with pytest.raises(DatabaseUnavailable):
+        async with db.session() as s:
+            conn = await driver_connection(s)
+            lost = await conn.fetchval("SELECT pg_backend_pid()")
+            assert await raw.fetchval("SELECT pg_terminate_backend($1, 5000)", lost)
+            await conn.execute(BUMP, session_id)
+    assert db.pool_status()["checked_out"] == 0
+    async with db.session() as s:
+        conn = await driver_connection(s)
+        assert await conn.fetchval("SELECT pg_backend_pid()") != lost
+        await conn.execute(BUMP, session_id)
+    assert await bugs_found(raw, session_id) == 1
