@@ -200,8 +200,8 @@ class ClaimResult(BaseModel):
     items: list[PageClaim] = Field(description="Pages now leased to you, shallowest first.")
     lease_seconds: int
     remaining: int = Field(
-        description="Discovered pages still waiting after this claim, counted up to 1,000 "
-        "(1000 means at least that many); 0 means the frontier is empty."
+        description="Discovered pages still waiting after this claim, counted up to 100 "
+        "(100 means at least that many); 0 means the frontier is empty."
     )
     requeued: int = Field(description="Items handed out again: their earlier lease expired.")
     gave_up: int = Field(description="Pages set to error by this call: retry budget used up.")
