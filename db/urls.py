@@ -120,9 +120,17 @@ def normalize_url_split(
 
 
 def _library_parts(url: str, raw: str) -> _Parts:
-    """RFC 3986 normalization by ``url_normalize``: the general (slow) path."""
-    scheme = urlsplit(raw).scheme.lower()
-    if scheme not in ("http", "https") or not urlsplit(raw).netloc:
+    """RFC 3986 normalization by ``url_normalize``: the general (slow) path.
+
+    ``urlsplit`` itself refuses some strings with a plain ``ValueError`` (an unbalanced ``[``
+    or ``]`` in the host, as in ``http://a[``, or a bracketed host that is no IP address):
+    those are :class:`InvalidUrl` too, so one such link is refused on its own instead of
+    failing its whole batch."""
+    try:
+        split = urlsplit(raw)
+    except ValueError as exc:
+        raise InvalidUrl(f"{url!r} is not a valid URL: {exc}") from None
+    if split.scheme.lower() not in ("http", "https") or not split.netloc:
         raise InvalidUrl(f"{url!r} is not an absolute http(s) URL")
     try:
         normalized = url_normalize(raw)

@@ -3,11 +3,15 @@ never the exception's text; the detail goes to the server log (stderr)."""
 
 import logging
 import uuid
+from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from mcp import Client
 
 from bughive_mcp.errors import INTERNAL_ERROR
+from bughive_mcp.server import _holds_nul, _nul_paths
 from db.repositories import CrawlSessionRepository
 from tests.bughive_mcp.toolcalls import call_error, new_session
 
@@ -63,3 +67,21 @@ async def test_a_nul_character_in_a_key_of_nested_json_is_refused_naming_where(
 
     assert "'config.viewport.width\\u0000' must not contain NUL" in message
     assert session["status"] == "running"
+
+
+TEXT_WITH_NUL = st.text(st.sampled_from("a\x00."), max_size=3)
+ARGUMENT_VALUES = st.recursive(
+    st.none() | st.integers() | TEXT_WITH_NUL,
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.tuples(inner, inner)
+        | st.dictionaries(TEXT_WITH_NUL, inner, max_size=3)
+    ),
+    max_leaves=12,
+)
+
+
+@given(ARGUMENT_VALUES)
+def test_the_quick_nul_check_agrees_with_the_paths_it_guards(value: Any) -> None:
+    """``_holds_nul`` lets a call through without naming paths: only when there are none."""
+    assert _holds_nul(value) == bool(list(_nul_paths(value, "")))

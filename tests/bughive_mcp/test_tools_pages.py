@@ -107,6 +107,16 @@ async def test_create_page_refuses_a_url_of_another_origin_saying_why(client: Cl
     assert (await get_session(client, session["id"]))["pages_discovered"] == 0
 
 
+async def test_create_page_refuses_an_unparsable_url_naming_it(client: Client) -> None:
+    session = await new_session(client)
+
+    message = await call_error(client, "create_page", session_id=session["id"], url="http://a[")
+
+    assert "not stored: http://a[" in message
+    assert "is not a valid URL" in message
+    assert "internal error" not in message
+
+
 async def test_create_page_refuses_a_depth_beyond_max_depth_saying_why(client: Client) -> None:
     session = await new_session(client)
 
@@ -254,6 +264,24 @@ async def test_bulk_create_pages_lists_out_of_limit_urls_as_refused_with_the_rea
     ]
     assert (result["created_count"], result["refused_count"]) == (1, 2)
     assert (await get_session(client, session["id"]))["pages_discovered"] == 1
+
+
+async def test_bulk_create_pages_refuses_an_unparsable_url_and_stores_the_rest(
+    client: Client,
+) -> None:
+    session = await new_session(client)
+
+    result = await call_ok(
+        client,
+        "bulk_create_pages",
+        session_id=session["id"],
+        pages=[{"url": f"{BASE_URL}/a"}, {"url": "http://a["}, {"url": f"{BASE_URL}/b"}],
+    )
+
+    assert [ref["url"] for ref in result["created"]] == [f"{BASE_URL}/a", f"{BASE_URL}/b"]
+    assert [item["url"] for item in result["refused"]] == ["http://a["]
+    assert "is not a valid URL" in result["refused"][0]["reason"]
+    assert (await get_session(client, session["id"]))["pages_discovered"] == 2
 
 
 async def test_bulk_create_pages_refuses_pages_past_max_pages_and_counts_the_rest(

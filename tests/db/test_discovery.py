@@ -51,6 +51,28 @@ async def test_bulk_create_reports_created_existing_and_refused(db: Database) ->
     assert (result.created_count, result.existing_count, result.refused_count) == (1, 1, 2)
 
 
+async def test_an_unparsable_url_is_refused_alone_and_the_rest_stored(db: Database) -> None:
+    session = await make_session(db)
+    async with db.session() as s:
+        result = await PageRepository(s).bulk_create(
+            [
+                {"url": "https://shop.example/a", "depth": 1},
+                {"url": "http://a[", "depth": 1},
+                {"url": "https://shop.example/b", "depth": 1},
+            ],
+            session_id=session.id,
+        )
+    assert [r.url for r in result.created] == ["https://shop.example/a", "https://shop.example/b"]
+    assert [r.url for r in result.refused] == ["http://a["]
+    assert "not a valid URL" in result.refused[0].reason
+
+
+async def test_create_page_of_an_unparsable_url_is_refused_naming_it(db: Database) -> None:
+    session = await make_session(db)
+    with pytest.raises(OutOfScope, match=r"not stored: http://a\[ .*not a valid URL"):
+        await make_page(db, session.id, "http://a[")
+
+
 async def test_max_pages_is_enforced_exactly(db: Database, raw: asyncpg.Connection) -> None:
     session = await make_session(db, max_pages=5)
 

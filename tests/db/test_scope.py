@@ -72,8 +72,7 @@ def test_verdicts_match_the_reference(
 
 
 def _outcome(judge: Callable[[], Verdict]) -> Verdict | tuple[str, str]:
-    """The verdict, or the error's type and message (a URL urlsplit refuses, "http://a[",
-    raises ValueError from judge, before and after)."""
+    """The verdict, or the error's type and message (should judge ever raise)."""
     try:
         return judge()
     except ValueError as exc:

@@ -92,6 +92,13 @@ def test_non_http_urls_are_refused(bad: str) -> None:
         normalize_url(bad)
 
 
+@pytest.mark.parametrize("bad", ["http://a[", "https://[::1", "http://a]/", "http://[zz]/"])
+def test_urls_that_urlsplit_refuses_are_invalid_urls(bad: str) -> None:
+    """Not a bare ValueError: callers refuse an InvalidUrl as one bad link."""
+    with pytest.raises(InvalidUrl, match="is not a valid URL"):
+        normalize_url(bad)
+
+
 def test_patterns_starting_with_a_slash_match_the_path() -> None:
     assert matches("https://s.example/blog/post?x=1", "/blog/*")
     assert not matches("https://s.example/shop/blog", "/blog/*")
@@ -111,8 +118,11 @@ def _reference_normalize_url(
     trailing_slash: TrailingSlash = TrailingSlash.KEEP,
 ) -> str:
     raw = url.strip()
-    scheme = urlsplit(raw).scheme.lower()
-    if scheme not in ("http", "https") or not urlsplit(raw).netloc:
+    try:  # what urlsplit refuses ("http://a[") is an InvalidUrl, not a bare ValueError
+        scheme, netloc = urlsplit(raw)[:2]
+    except ValueError as exc:
+        raise InvalidUrl(f"{url!r} is not a valid URL: {exc}") from None
+    if scheme.lower() not in ("http", "https") or not netloc:
         raise InvalidUrl(f"{url!r} is not an absolute http(s) URL")
     try:
         normalized = url_normalize(raw)
@@ -266,7 +276,7 @@ def test_any_text_matches_the_reference(text: str, slash: TrailingSlash, drop: b
         "https://shop.example./",
         "https://under_score.example/",
         "https://xn--.example/",
-        "http://[::1",  # urlsplit refuses it with a plain ValueError
+        "http://[::1",  # urlsplit refuses it with a plain ValueError: InvalidUrl here
         "  https://shop.example/padded  ",
     ],
 )
