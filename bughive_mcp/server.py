@@ -1,7 +1,6 @@
 """Builds the MCP server: registers the tools, opens the database in the lifespan, and puts
 one error boundary and one output format around every tool call."""
 
-import json
 import logging
 import time
 from collections.abc import Iterator
@@ -9,7 +8,7 @@ from typing import Any
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
-from mcp.types import CallToolResult, InputRequiredResult, TextContent
+from mcp.types import CallToolResult, InputRequiredResult
 
 from bughive_mcp.arguments import keep_text_arguments
 from bughive_mcp.errors import INTERNAL_ERROR, to_tool_error
@@ -53,7 +52,7 @@ class BugHiveServer(MCPServer[AppState]):
           store them: without this they failed as an internal error that said "retry");
         - domain and validation errors become clear ``isError`` results naming the field;
         - any other failure is logged with its traceback and reported generically;
-        - the text block is compact JSON of the structured result (not pretty-printed).
+        - the text block is compact JSON of the structured result (``bughive_mcp.arguments``).
         """
         started = time.perf_counter()
         outcome = "error"
@@ -77,7 +76,7 @@ class BugHiveServer(MCPServer[AppState]):
                     raise ToolError(f"Error executing tool {name}: {INTERNAL_ERROR}") from None
                 raise
             outcome = "ok"
-            return _compact(result)
+            return result
         finally:
             log.info(
                 "tool=%s outcome=%s duration_ms=%.1f",
@@ -155,13 +154,6 @@ def _nul_paths(value: Any, path: str) -> Iterator[str]:
     elif isinstance(value, list | tuple):
         for index, item in enumerate(value):
             yield from _nul_paths(item, f"{path}.{index}")
-
-
-def _compact(result: CallToolResult | InputRequiredResult) -> CallToolResult | InputRequiredResult:
-    if isinstance(result, CallToolResult) and result.structured_content is not None:
-        text = json.dumps(result.structured_content, separators=(",", ":"), ensure_ascii=False)
-        return result.model_copy(update={"content": [TextContent(type="text", text=text)]})
-    return result
 
 
 def build_server(
