@@ -114,8 +114,8 @@ class RawSql:
     async def get_pages_to_crawl(
         self, session_id: uuid.UUID, limit: int = 10
     ) -> list[asyncpg.Record]:
-        async with self.conn.transaction():
-            rows: list[asyncpg.Record] = await self.conn.fetch(FRONTIER_PAGE, session_id, limit, 0)
+        # one statement, in autocommit, as the tool sends it (Database.session(single_statement))
+        rows: list[asyncpg.Record] = await self.conn.fetch(FRONTIER_PAGE, session_id, limit, 0)
         return rows
 
     async def create_bug(

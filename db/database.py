@@ -50,6 +50,7 @@ _UNAVAILABLE = (OSError, TimeoutError, ConnectionError, sa_exc.TimeoutError)
 # up (57P01-57P03), too many connections (53300).
 _UNAVAILABLE_STATES = ("08", "57P01", "57P02", "57P03", "53300")
 QUERY_CANCELED = "57014"
+_AUTOCOMMIT = {"isolation_level": "AUTOCOMMIT"}
 IN_FAILED_TRANSACTION = "25P02"
 
 # Read just before each commit: the transaction's id, or NULL when it wrote nothing.
@@ -161,7 +162,7 @@ class Database:
 
     @asynccontextmanager
     async def session(
-        self, tenant: str | None = None, *, writes: bool = True
+        self, tenant: str | None = None, *, writes: bool = True, single_statement: bool = False
     ) -> AsyncIterator[AsyncSession]:
         """A unit of work: commits when the block exits normally, rolls back on any exception.
 
@@ -172,6 +173,14 @@ class Database:
         change, so the transaction id is not asked for (one round trip less per call). A
         statement that knows its transaction id may hand it over with
         :func:`remember_transaction_id`, which saves the same round trip for a write.
+
+        ``single_statement=True`` promises the block sends one statement, atomic on its own:
+        it then runs in autocommit, without ``BEGIN`` and ``COMMIT`` (two round trips of three)
+        — unless the transaction must carry settings (a tenant binding; PgBouncer mode, whose
+        settings are per transaction). Its answer, if lost, cannot be settled: the statement
+        may have run although the caller gets :class:`DatabaseUnavailable`. The tools that
+        use it are a read and the frontier claim, for which that is the at-least-once contract
+        anyway (an unanswered claim's lease runs out and its pages are offered again).
 
         What the caller may rely on when it fails:
 
@@ -189,6 +198,9 @@ class Database:
                 try:
                     if tenant is not None:
                         await bind_tenant(session, tenant)
+                    elif single_statement and not self.config.pgbouncer:
+                        await session.connection(execution_options=_AUTOCOMMIT)
+                        writes = False  # its commit is the statement's own: nothing to settle
                     yield session
                     if writes and not self.config.read_only:
                         xid = await _transaction_id(session)

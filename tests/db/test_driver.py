@@ -98,3 +98,42 @@ async def test_a_connection_lost_on_the_driver_path_is_dropped_not_pooled(
         assert await conn.fetchval("SELECT pg_backend_pid()") != lost
         await conn.execute(BUMP, session_id)
     assert await bugs_found(raw, session_id) == 1
+
+
+def begins(sent: list[str]) -> int:
+    """BEGINs sent (after autocommit, SQLAlchemy restores the isolation level by naming it)."""
+    return sum(query.startswith("BEGIN") for query in sent)
+
+
+async def test_a_single_statement_unit_of_work_sends_no_begin_or_commit(
+    db: Database, raw: asyncpg.Connection
+) -> None:
+    """One statement is atomic on its own: BEGIN and COMMIT would be two round trips for
+    nothing. Its write still lands (autocommit), and the pooled connection is back in
+    transaction mode for the next caller."""
+    session_id = await new_session(db)
+    sent = await queries_on(db)
+    async with db.session(single_statement=True) as s:
+        conn = await driver_connection(s)
+        await conn.execute(BUMP, session_id)
+    assert sent == [BUMP]
+    assert await bugs_found(raw, session_id) == 1
+    with pytest.raises(RuntimeError):
+        async with db.session() as s:  # the same (only) pooled connection, a transaction again
+            conn = await driver_connection(s)
+            await conn.execute(BUMP, session_id)
+            raise RuntimeError("rolled back")
+    assert begins(sent) == 1
+    assert await bugs_found(raw, session_id) == 1
+
+
+async def test_a_tenant_bound_single_statement_still_runs_in_a_transaction(
+    db: Database, raw: asyncpg.Connection
+) -> None:
+    """The tenant binding lives as long as the transaction: without one it would bind
+    nothing, so the promise of a single statement does not drop the transaction here."""
+    sent = await queries_on(db)
+    async with db.session("acme", single_statement=True) as s:
+        conn = await driver_connection(s)
+        assert await conn.fetchval("SELECT current_setting('bughive.tenant', true)") == "acme"
+    assert begins(sent) == 1
