@@ -14,6 +14,7 @@ each dumped once, by pydantic's serializer (the three passes took about 25 ms of
 10,000-page ``bulk_create_pages`` answer).
 """
 
+import functools
 import json
 import types
 from typing import Annotated, Any, Union, get_args, get_origin
@@ -36,10 +37,16 @@ def accepts_text(annotation: Any) -> bool:
     return False
 
 
+@functools.cache
+def text_parameters(arg_model: type[BaseModel]) -> frozenset[str]:
+    """The parameters of a tool's argument model that take text (once per tool, not per call)."""
+    fields = arg_model.model_fields
+    return frozenset(name for name, info in fields.items() if accepts_text(info.annotation))
+
+
 class TextPreservingMetadata(FuncMetadata):
     def pre_parse_json(self, data: dict[str, Any]) -> dict[str, Any]:
-        fields = self.arg_model.model_fields
-        text = {name for name, info in fields.items() if accepts_text(info.annotation)}
+        text = text_parameters(self.arg_model)
         parsed = super().pre_parse_json(data)
         return {key: data[key] if key in text else value for key, value in parsed.items()}
 

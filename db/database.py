@@ -29,6 +29,7 @@ from sqlalchemy.pool import NullPool
 
 from db import liveness, pgbouncer, schema_version
 from db.config import DatabaseConfig
+from db.driver import SINGLE_STATEMENT_KEY, autocommitted
 from db.errors import (
     CommitOutcomeUnknown,
     DatabaseUnavailable,
@@ -50,7 +51,6 @@ _UNAVAILABLE = (OSError, TimeoutError, ConnectionError, sa_exc.TimeoutError)
 # up (57P01-57P03), too many connections (53300).
 _UNAVAILABLE_STATES = ("08", "57P01", "57P02", "57P03", "53300")
 QUERY_CANCELED = "57014"
-_AUTOCOMMIT = {"isolation_level": "AUTOCOMMIT"}
 IN_FAILED_TRANSACTION = "25P02"
 
 # Read just before each commit: the transaction's id, or NULL when it wrote nothing.
@@ -199,10 +199,9 @@ class Database:
                     if tenant is not None:
                         await bind_tenant(session, tenant)
                     elif single_statement and not self.config.pgbouncer:
-                        await session.connection(execution_options=_AUTOCOMMIT)
-                        writes = False  # its commit is the statement's own: nothing to settle
+                        session.info[SINGLE_STATEMENT_KEY] = True  # see db.driver
                     yield session
-                    if writes and not self.config.read_only:
+                    if writes and not self.config.read_only and not autocommitted(session):
                         xid = await _transaction_id(session)
                     lost_commit = await _commit(session)
                 except BaseException as err:

@@ -20,6 +20,10 @@ from typing import Any, cast
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncSession
 
+# Set by Database.session(single_statement=True) when nothing needs a transaction: the one
+# statement then goes out without BEGIN, and commits by itself (autocommit).
+SINGLE_STATEMENT_KEY = "bughive_single_statement"
+
 
 async def driver_connection(session: AsyncSession) -> asyncpg.Connection:
     """The asyncpg connection under ``session``, with the session's transaction begun on it.
@@ -27,10 +31,20 @@ async def driver_connection(session: AsyncSession) -> asyncpg.Connection:
     SQLAlchemy's asyncpg adapter sends ``BEGIN`` lazily, before its own first statement; a
     statement sent past it must not run before that (it would autocommit), so the transaction
     is begun here when it has not been yet — exactly as the adapter would (same isolation
-    level and read-only flag), and it is the adapter that commits or rolls it back."""
+    level and read-only flag), and it is the adapter that commits or rolls it back.
+
+    In a single-statement unit of work (:data:`SINGLE_STATEMENT_KEY`) no transaction is begun:
+    the statement commits by itself, and the adapter, having begun nothing, has nothing to
+    commit or roll back. (Cheaper than SQLAlchemy's ``AUTOCOMMIT`` isolation level, which sets
+    and resets the connection's characteristics on every checkout: 90 + 74 µs per call.)"""
     connection = await session.connection()
     pooled = await connection.get_raw_connection()
     adapter: Any = pooled.dbapi_connection
-    if adapter._transaction is None:
+    if adapter._transaction is None and not autocommitted(session):
         await adapter._start_transaction()
     return cast(asyncpg.Connection, adapter._connection)
+
+
+def autocommitted(session: AsyncSession) -> bool:
+    """Whether ``session``'s driver statements commit by themselves (see above)."""
+    return bool(session.info.get(SINGLE_STATEMENT_KEY))

@@ -137,3 +137,17 @@ async def test_a_tenant_bound_single_statement_still_runs_in_a_transaction(
         conn = await driver_connection(s)
         assert await conn.fetchval("SELECT current_setting('bughive.tenant', true)") == "acme"
     assert begins(sent) == 1
+
+
+async def test_orm_changes_of_a_single_statement_unit_of_work_are_not_lost(
+    db: Database, raw: asyncpg.Connection
+) -> None:
+    """Autocommit skips the commit, but not the flush an ORM change still waits for."""
+    async with db.session(single_statement=True) as s:
+        s.add(CrawlSession(base_url="https://autocommit.example", config={}))
+    assert (
+        await raw.fetchval(
+            "SELECT count(*) FROM crawl_sessions WHERE base_url = 'https://autocommit.example'"
+        )
+        == 1
+    )
