@@ -176,15 +176,21 @@ SELECT crawl.status AS crawl_status,
     pg_current_xact_id_if_assigned()::text AS xid,
     claimed.*
 FROM crawl LEFT JOIN claimed ON true
+ORDER BY claimed.depth, claimed.discovered_at, claimed.id
 """
 
 
-def _lease(seconds: int) -> ColumnElement[Any]:
+def _check_lease(seconds: int) -> int:
     if not 1 <= seconds <= MAX_LEASE_SECONDS:
         raise InvalidArgument(
             "lease_seconds", f"must be between 1 and {MAX_LEASE_SECONDS}, got {seconds}"
         )
-    return func.now() + literal(timedelta(seconds=seconds))
+    return seconds
+
+
+def _lease(seconds: int) -> ColumnElement[Any]:
+    """``now() + seconds`` as the end of a lease (for the ORM statements)."""
+    return func.now() + literal(timedelta(seconds=_check_lease(seconds)))
 
 
 class PageRepository(Repository):
@@ -401,7 +407,7 @@ class PageRepository(Repository):
             raise InvalidArgument("limit", f"must be between 1 and {MAX_CLAIM}, got {limit}")
         if max_attempts < 1:
             raise InvalidArgument("max_attempts", f"must be 1 or more, got {max_attempts}")
-        _lease(lease_seconds)  # the bounds check
+        _check_lease(lease_seconds)
         conn = await driver_connection(self.session)
         rows = await conn.fetch(
             CLAIM_PAGES,
@@ -426,7 +432,6 @@ class PageRepository(Repository):
         if first["xid"] is not None:
             remember_transaction_id(self.session, first["xid"])
         items = [PageClaim.model_validate(dict(r)) for r in rows if r["id"] is not None]
-        items.sort(key=lambda p: (p.depth, p.discovered_at, str(p.id)))
         requeued = int(first["requeued"])
         # The statement's snapshot still counts its own fresh picks as waiting.
         waiting = int(first["waiting"]) - (len(items) - requeued)
