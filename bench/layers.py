@@ -1,0 +1,136 @@
+"""Where one hot call's time goes, layer by layer: ``python -m bench.layers``.
+
+The same work timed from the bare statement up to the tool — raw asyncpg, then inside
+``Database.session()``, then the repository, then the tool through the in-memory client (next
+to the trivial ``ping`` tool) — for ``get_pages_to_crawl`` on 10,000 pending pages and for a
+claim on 200,000. Each line is the mean of 1,000 sequential calls after 100 warm-up calls, in
+one process on a throwaway embedded PostgreSQL (about a minute). docs/benchmarks.md ("What
+limits each figure") quotes its output.
+"""
+
+import logging
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import anyio
+import asyncpg
+from mcp import Client
+
+from bench.context import QUICK, BenchContext
+from bench.datagen import DataGenerator, GenerationLog
+from bench.floor import CLAIM, RELEASE_CLAIMS, trivial_server
+from bench.postgres import BenchPostgres, asyncpg_dsn
+from bench.workloads.common import call_tool
+from db.driver import driver_connection
+from db.repositories.pages import CLAIM_PAGES, FRONTIER_PAGE, MAX_CLAIM, PageRepository
+
+CALLS = 1_000
+WARMUP = 100
+
+
+def show(line: str) -> None:
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+async def timed(label: str, step: Callable[[], Awaitable[object]]) -> None:
+    for _ in range(WARMUP):
+        await step()
+    started = time.perf_counter()
+    for _ in range(CALLS):
+        await step()
+    show(f"  {label:58s} {(time.perf_counter() - started) / CALLS * 1000:7.3f} ms")
+
+
+async def frontier_look(ctx: BenchContext) -> None:
+    url = await ctx.postgres.create_database("layers_look")
+    look = await asyncpg.connect(asyncpg_dsn(url))
+    generator = DataGenerator(look, ctx.seed, ctx.generation)
+    sid = await generator.session()
+    await generator.pages(sid, 10_000)
+    await generator.settle(True)
+    database = ctx.database(url)
+    show("get_pages_to_crawl(limit=10), 10,000 pending pages:")
+
+    async def raw() -> None:
+        await look.fetch(FRONTIER_PAGE, sid, 10, 0)
+
+    async def in_session() -> None:
+        async with database.session(writes=False, single_statement=True) as s:
+            await (await driver_connection(s)).fetch(FRONTIER_PAGE, sid, 10, 0)
+
+    async def repository() -> None:
+        async with database.session(writes=False, single_statement=True) as s:
+            await PageRepository(s).get_pages_to_crawl(sid, 10)
+
+    try:
+        async with Client(ctx.server(url)) as client, Client(trivial_server()) as floor:
+            arguments = {"session_id": str(sid), "limit": 10}
+
+            async def tool() -> None:
+                await call_tool(client, "get_pages_to_crawl", arguments)
+
+            async def ping() -> None:
+                await call_tool(floor, "ping", {"n": 1})
+
+            await timed("the statement, raw asyncpg connection", raw)
+            await timed("the statement in Database.session()", in_session)
+            await timed("PageRepository.get_pages_to_crawl in Database.session()", repository)
+            await timed("trivial ping tool (in-memory client)", ping)
+            await timed("get_pages_to_crawl tool (in-memory client)", tool)
+    finally:
+        await database.close()
+        await look.close()
+        await ctx.postgres.drop_database(url)
+
+
+async def claim(ctx: BenchContext) -> None:
+    url = await ctx.postgres.create_database("layers_claim")
+    conn = await asyncpg.connect(asyncpg_dsn(url))
+    generator = DataGenerator(conn, ctx.seed, ctx.generation)
+    sid = await generator.session()
+    await generator.pages(sid, 200_000)
+    await generator.settle(True)
+    database = ctx.database(url)
+    show("claim of 10 pages, 200,000 pending, 1 worker:")
+
+    async def textbook() -> None:
+        await conn.fetch(CLAIM, sid, 10, 300.0)
+
+    async def statement() -> None:
+        await conn.fetch(CLAIM_PAGES, sid, 10, 300, 3, MAX_CLAIM, 110)
+
+    async def repository() -> None:
+        async with database.session(single_statement=True) as s:
+            await PageRepository(s).claim_pages_to_crawl(sid, 10)
+
+    try:
+        for label, step in [
+            ("textbook SKIP LOCKED claim, raw asyncpg (the floor)", textbook),
+            ("BugHive's claim statement, raw asyncpg", statement),
+            ("PageRepository.claim_pages_to_crawl in Database.session()", repository),
+        ]:
+            await conn.execute(RELEASE_CLAIMS, sid)
+            await timed(label, step)
+    finally:
+        await database.close()
+        await conn.close()
+        await ctx.postgres.drop_database(url)
+
+
+async def main() -> None:
+    logging.disable(logging.INFO)  # the per-call log line is measured by the bench, not here
+    postgres = await anyio.to_thread.run_sync(BenchPostgres.start_embedded)
+    try:
+        ctx = BenchContext(postgres, QUICK, 1, 5, GenerationLog(), Path("."))
+        await frontier_look(ctx)
+        await claim(ctx)
+    finally:
+        await postgres.drop_all()
+        await anyio.to_thread.run_sync(postgres.stop)
+
+
+if __name__ == "__main__":
+    anyio.run(main)
