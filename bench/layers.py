@@ -24,7 +24,7 @@ from bench.floor import CLAIM, RELEASE_CLAIMS, trivial_server
 from bench.postgres import BenchPostgres, asyncpg_dsn
 from bench.workloads.common import call_tool
 from db.driver import driver_connection
-from db.repositories.pages import CLAIM_PAGES, FRONTIER_PAGE, MAX_CLAIM, PageRepository
+from db.repositories.pages import FRONTIER_PAGE, PageRepository, claim_statement
 
 CALLS = 1_000
 WARMUP = 100
@@ -100,7 +100,7 @@ async def claim(ctx: BenchContext) -> None:
         await conn.fetch(CLAIM, sid, 10, 300.0)
 
     async def statement() -> None:
-        await conn.fetch(CLAIM_PAGES, sid, 10, 300, 3, MAX_CLAIM, 110)
+        await conn.fetch(claim_statement(10), sid, 300, 3)
 
     async def repository() -> None:
         async with database.session(single_statement=True) as s:

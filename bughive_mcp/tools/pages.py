@@ -141,7 +141,7 @@ async def claim_pages_to_crawl(
     before its lease ends, it is handed out again (after max attempts it becomes error).
     Finish each page with mark_analyzed / mark_page_error passing its claim_token; call
     extend_claim for slow pages. Empty items and remaining=0 means the crawl is done."""
-    async with unit_of_work(ctx, single_statement=True) as s:  # CLAIM_PAGES
+    async with unit_of_work(ctx, single_statement=True) as s:  # claim_statement
         return await PageRepository(s).claim_pages_to_crawl(
             session_id, limit, lease_seconds, server_settings(ctx).max_attempts
         )

@@ -12,7 +12,7 @@ from db.database import Database
 from db.enums import PageStatus
 from db.errors import Conflict, InvalidTransition, LeaseLost
 from db.repositories import CrawlSessionRepository, PageRepository
-from db.repositories.pages import CLAIM_PAGES
+from db.repositories.pages import claim_statement
 from db.schemas import ClaimResult
 from tests.factories import make_session
 
@@ -207,26 +207,24 @@ def plan_sections(plan: str) -> dict[str, str]:
     return sections
 
 
+@pytest.mark.parametrize("plan_cache_mode", ["force_custom_plan", "force_generic_plan"])
 async def test_claim_statement_is_served_by_the_indexes_even_with_stale_statistics(
-    db: Database, raw: asyncpg.Connection
+    db: Database, raw: asyncpg.Connection, plan_cache_mode: str
 ) -> None:
     """The planner's statistics are taken with no page in flight (a fresh crawl), then 1,500
     pages go in flight. The claim still reads expired leases from ``ix_pages_leases`` (not
     every in-flight page through the status index, the plan the old reap fell into), picks
     from ``ix_pages_frontier`` in index order, and updates by primary key — no scan or sort
-    of the session's pages, so its cost does not grow with their number."""
+    of the session's pages, so its cost does not grow with their number. The same holds for
+    the generic plan PostgreSQL caches and reuses for the prepared statement."""
     session_id = await seed_pages(db, 3000)
     await raw.execute("ANALYZE pages")
     for _ in range(15):
         await claim(db, session_id, limit=100)
+    await raw.execute(f"SET plan_cache_mode = {plan_cache_mode}")
+    await raw.execute("PREPARE claim_10 AS " + claim_statement(10))
     rows = await raw.fetch(
-        "EXPLAIN (ANALYZE, FORMAT TEXT) " + CLAIM_PAGES,
-        session_id,
-        10,  # limit
-        300,  # lease_seconds
-        3,  # max_attempts
-        100,  # expired_batch
-        1010,  # count_cap
+        f"EXPLAIN (ANALYZE, FORMAT TEXT) EXECUTE claim_10('{session_id}', 300, 3)"
     )
     plan = "\n".join(r[0] for r in rows)
     sections = plan_sections(plan)
