@@ -17,7 +17,7 @@ from pydantic import BaseModel
 
 from db.enums import BugCategory, BugPriority, BugStatus, PageStatus
 from db.repositories.bugs import FILE_BUG, PAGE_OF_BUG, RECORD_OCCURRENCE
-from db.repositories.pages import FINISH_PAGE, FRONTIER_PAGE
+from db.repositories.pages import FINISH_PAGE, frontier_page_statement
 
 
 class Pong(BaseModel):
@@ -115,7 +115,9 @@ class RawSql:
         self, session_id: uuid.UUID, limit: int = 10
     ) -> list[asyncpg.Record]:
         # one statement, in autocommit, as the tool sends it (Database.session(single_statement))
-        rows: list[asyncpg.Record] = await self.conn.fetch(FRONTIER_PAGE, session_id, limit, 0)
+        rows: list[asyncpg.Record] = await self.conn.fetch(
+            frontier_page_statement(limit, 0), session_id
+        )
         return rows
 
     async def create_bug(

@@ -24,7 +24,7 @@ from bench.floor import CLAIM, RELEASE_CLAIMS, trivial_server
 from bench.postgres import BenchPostgres, asyncpg_dsn
 from bench.workloads.common import call_tool
 from db.driver import driver_connection
-from db.repositories.pages import FRONTIER_PAGE, PageRepository, claim_statement
+from db.repositories.pages import PageRepository, claim_statement, frontier_page_statement
 
 CALLS = 1_000
 WARMUP = 100
@@ -55,11 +55,11 @@ async def frontier_look(ctx: BenchContext) -> None:
     show("get_pages_to_crawl(limit=10), 10,000 pending pages:")
 
     async def raw() -> None:
-        await look.fetch(FRONTIER_PAGE, sid, 10, 0)
+        await look.fetch(frontier_page_statement(10, 0), sid)
 
     async def in_session() -> None:
         async with database.session(writes=False, single_statement=True) as s:
-            await (await driver_connection(s)).fetch(FRONTIER_PAGE, sid, 10, 0)
+            await (await driver_connection(s)).fetch(frontier_page_statement(10, 0), sid)
 
     async def repository() -> None:
         async with database.session(writes=False, single_statement=True) as s:

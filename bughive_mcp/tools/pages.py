@@ -125,7 +125,7 @@ async def get_pages_to_crawl(
     """Read-only look at the frontier: discovered pages, shallowest first, with the total
     still waiting (paginated: skip=next_skip). Reserves nothing: to get work, call
     claim_pages_to_crawl."""
-    async with unit_of_work(ctx, single_statement=True) as s:  # FRONTIER_PAGE
+    async with unit_of_work(ctx, single_statement=True) as s:  # frontier_page_statement
         return await PageRepository(s).get_pages_to_crawl(session_id, limit, skip)
 
 

@@ -90,9 +90,10 @@ SELECT finished.*, pg_current_xact_id()::text AS xid FROM finished
 """
 
 # get_pages_to_crawl in one statement: no row — the session ($1) does not exist; otherwise the
-# count of discovered pages and the requested page of them ($2 limit, $3 skip), shallowest
-# first (ix_pages_frontier), or one row of NULLs past the end.
-FRONTIER_PAGE = """
+# count of discovered pages and the requested page of them, shallowest first
+# (ix_pages_frontier), or one row of NULLs past the end. Limit and offset are literals, for
+# the reason claim_statement gives (planning was 0.2 ms of a 0.65 ms statement).
+_FRONTIER_PAGE_TEMPLATE = """
 SELECT waiting.total, page.*
 FROM crawl_sessions AS crawl
 CROSS JOIN LATERAL (
@@ -101,10 +102,18 @@ CROSS JOIN LATERAL (
 LEFT JOIN LATERAL (
     SELECT * FROM pages WHERE session_id = crawl.id AND status = 'discovered'
     ORDER BY depth, discovered_at, id
-    OFFSET $3 LIMIT $2
+    OFFSET {skip} LIMIT {limit}
 ) AS page ON true
 WHERE crawl.id = $1
 """
+
+
+@functools.lru_cache(maxsize=256)
+def frontier_page_statement(limit: int, skip: int) -> str:
+    """get_pages_to_crawl's statement for one page of the frontier (bounds checked by the
+    caller). A look at the first page, the usual one, is one prepared statement per limit."""
+    return _FRONTIER_PAGE_TEMPLATE.format(limit=int(limit), skip=int(skip))
+
 
 # The whole claim in one statement (one round trip, on the driver path: db.driver), with
 # parameters $1 session_id, $2 lease_seconds, $3 max_attempts; the limits are literals, see
@@ -387,11 +396,11 @@ class PageRepository(Repository):
         """A read-only look at the frontier: discovered pages, shallowest first, then oldest.
         Reserves nothing — ``claim_pages_to_crawl`` does.
 
-        One statement (:data:`FRONTIER_PAGE`, on the driver path): the session check, the count
+        One statement (:func:`frontier_page_statement`, on the driver path): the session check, the count
         and the page of rows, where they were three round trips."""
         check_page_bounds(skip, limit)
         conn = await driver_connection(self.session)
-        rows = await conn.fetch(FRONTIER_PAGE, session_id, limit, skip)
+        rows = await conn.fetch(frontier_page_statement(limit, skip), session_id)
         if not rows:
             raise NotFound("crawl session", session_id, field="session_id")
         items = [PagePublic.model_validate(dict(r)) for r in rows if r["id"] is not None]
