@@ -3,9 +3,10 @@
 - ``trivial_server``: a separate ``MCPServer`` with one trivial tool (``ping``), reached over the
   same transport as BugHive — the SDK's own per-call cost.
 - ``RawSql``: SQL through raw ``asyncpg``. For a tool, the *same* statements the repository
-  sends (imported from it), in one transaction (so the ratio isolates SQLAlchemy's session,
-  pydantic and the tool layer); for the frontier, the textbook single-statement ``SKIP LOCKED`` claim; for statistics,
-  one hand-written pass.
+  sends (imported from it), sent the same way — one transaction, or autocommit for a
+  single-statement tool — so the ratio isolates SQLAlchemy's session, pydantic and the tool
+  layer; for the frontier, the textbook single-statement ``SKIP LOCKED`` claim; for
+  statistics, one hand-written pass.
 """
 
 import uuid

@@ -11,7 +11,9 @@ limits each figure") quotes its output.
 import logging
 import sys
 import time
-from collections.abc import Awaitable, Callable
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import anyio
@@ -23,6 +25,7 @@ from bench.datagen import DataGenerator, GenerationLog
 from bench.floor import CLAIM, RELEASE_CLAIMS, trivial_server
 from bench.postgres import BenchPostgres, asyncpg_dsn
 from bench.workloads.common import call_tool
+from db.database import Database
 from db.driver import driver_connection
 from db.repositories.pages import PageRepository, claim_statement, frontier_page_statement
 
@@ -44,29 +47,43 @@ async def timed(label: str, step: Callable[[], Awaitable[object]]) -> None:
     show(f"  {label:58s} {(time.perf_counter() - started) / CALLS * 1000:7.3f} ms")
 
 
-async def frontier_look(ctx: BenchContext) -> None:
-    url = await ctx.postgres.create_database("layers_look")
-    look = await asyncpg.connect(asyncpg_dsn(url))
-    generator = DataGenerator(look, ctx.seed, ctx.generation)
-    sid = await generator.session()
-    await generator.pages(sid, 10_000)
-    await generator.settle(True)
+@asynccontextmanager
+async def frontier(
+    ctx: BenchContext, name: str, pending: int
+) -> AsyncIterator[tuple[asyncpg.Connection, Database, uuid.UUID]]:
+    """A throwaway database holding one session with ``pending`` discovered pages: a raw
+    connection to it, BugHive's ``Database`` on it, and the session's id."""
+    url = await ctx.postgres.create_database(name)
+    conn = await asyncpg.connect(asyncpg_dsn(url))
     database = ctx.database(url)
-    show("get_pages_to_crawl(limit=10), 10,000 pending pages:")
-
-    async def raw() -> None:
-        await look.fetch(frontier_page_statement(10, 0), sid)
-
-    async def in_session() -> None:
-        async with database.session(writes=False, single_statement=True) as s:
-            await (await driver_connection(s)).fetch(frontier_page_statement(10, 0), sid)
-
-    async def repository() -> None:
-        async with database.session(writes=False, single_statement=True) as s:
-            await PageRepository(s).get_pages_to_crawl(sid, 10)
-
     try:
-        async with Client(ctx.server(url)) as client, Client(trivial_server()) as floor:
+        generator = DataGenerator(conn, ctx.seed, ctx.generation)
+        session_id = await generator.session()
+        await generator.pages(session_id, pending)
+        await generator.settle(True)
+        yield conn, database, session_id
+    finally:
+        await database.close()
+        await conn.close()
+        await ctx.postgres.drop_database(url)
+
+
+async def frontier_look(ctx: BenchContext) -> None:
+    async with frontier(ctx, "layers_look", 10_000) as (conn, database, sid):
+        show("get_pages_to_crawl(limit=10), 10,000 pending pages:")
+
+        async def raw() -> None:
+            await conn.fetch(frontier_page_statement(10, 0), sid)
+
+        async def in_session() -> None:
+            async with database.session(writes=False, single_statement=True) as s:
+                await (await driver_connection(s)).fetch(frontier_page_statement(10, 0), sid)
+
+        async def repository() -> None:
+            async with database.session(writes=False, single_statement=True) as s:
+                await PageRepository(s).get_pages_to_crawl(sid, 10)
+
+        async with Client(ctx.server(database.url)) as client, Client(trivial_server()) as floor:
             arguments = {"session_id": str(sid), "limit": 10}
 
             async def tool() -> None:
@@ -80,33 +97,22 @@ async def frontier_look(ctx: BenchContext) -> None:
             await timed("PageRepository.get_pages_to_crawl in Database.session()", repository)
             await timed("trivial ping tool (in-memory client)", ping)
             await timed("get_pages_to_crawl tool (in-memory client)", tool)
-    finally:
-        await database.close()
-        await look.close()
-        await ctx.postgres.drop_database(url)
 
 
 async def claim(ctx: BenchContext) -> None:
-    url = await ctx.postgres.create_database("layers_claim")
-    conn = await asyncpg.connect(asyncpg_dsn(url))
-    generator = DataGenerator(conn, ctx.seed, ctx.generation)
-    sid = await generator.session()
-    await generator.pages(sid, 200_000)
-    await generator.settle(True)
-    database = ctx.database(url)
-    show("claim of 10 pages, 200,000 pending, 1 worker:")
+    async with frontier(ctx, "layers_claim", 200_000) as (conn, database, sid):
+        show("claim of 10 pages, 200,000 pending, 1 worker:")
 
-    async def textbook() -> None:
-        await conn.fetch(CLAIM, sid, 10, 300.0)
+        async def textbook() -> None:
+            await conn.fetch(CLAIM, sid, 10, 300.0)
 
-    async def statement() -> None:
-        await conn.fetch(claim_statement(10), sid, 300, 3)
+        async def statement() -> None:
+            await conn.fetch(claim_statement(10), sid, 300, 3)
 
-    async def repository() -> None:
-        async with database.session(single_statement=True) as s:
-            await PageRepository(s).claim_pages_to_crawl(sid, 10)
+        async def repository() -> None:
+            async with database.session(single_statement=True) as s:
+                await PageRepository(s).claim_pages_to_crawl(sid, 10)
 
-    try:
         for label, step in [
             ("textbook SKIP LOCKED claim, raw asyncpg (the floor)", textbook),
             ("BugHive's claim statement, raw asyncpg", statement),
@@ -114,10 +120,6 @@ async def claim(ctx: BenchContext) -> None:
         ]:
             await conn.execute(RELEASE_CLAIMS, sid)
             await timed(label, step)
-    finally:
-        await database.close()
-        await conn.close()
-        await ctx.postgres.drop_database(url)
 
 
 async def main() -> None:

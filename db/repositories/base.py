@@ -3,7 +3,7 @@ compare-and-set status change that keeps life cycles honest under concurrency.""
 
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -102,8 +102,16 @@ class Repository:
         row = (await self.session.execute(stmt)).scalar_one_or_none()
         if row is not None:
             return row
-        current = await self.session.scalar(select(status_col).where(id_col == entity_id))
+        await self._refuse_transition(model, entity_id, action=action, allowed_from=allowed)
+
+    async def _refuse_transition(
+        self, model: type[ModelT], entity_id: uuid.UUID, *, action: str, allowed_from: Iterable[str]
+    ) -> NoReturn:
+        """Why a compare-and-set status change missed: NotFound, or InvalidTransition naming the
+        current status (one read)."""
+        table = model.__table__
+        current = await self.session.scalar(select(table.c.status).where(table.c.id == entity_id))
         entity = model.__tablename__.rstrip("s").replace("_", " ")
         if current is None:
             raise NotFound(entity, entity_id)
-        raise InvalidTransition(entity, entity_id, action, current, allowed)
+        raise InvalidTransition(entity, entity_id, action, current, tuple(allowed_from))

@@ -396,8 +396,8 @@ class PageRepository(Repository):
         """A read-only look at the frontier: discovered pages, shallowest first, then oldest.
         Reserves nothing — ``claim_pages_to_crawl`` does.
 
-        One statement (:func:`frontier_page_statement`, on the driver path): the session check, the count
-        and the page of rows, where they were three round trips."""
+        One statement (:func:`frontier_page_statement`, on the driver path): the session
+        check, the count and the page of rows, where they were three round trips."""
         check_page_bounds(skip, limit)
         conn = await driver_connection(self.session)
         rows = await conn.fetch(frontier_page_statement(limit, skip), session_id)
@@ -421,11 +421,12 @@ class PageRepository(Repository):
         ``requeued``), then discovered pages, shallowest first, then oldest. An expired page
         whose ``max_attempts`` leases are spent becomes ``error`` instead (``gave_up``).
 
-        One statement (:func:`claim_statement`): the session check, the expired leases, the pick with
-        ``FOR UPDATE SKIP LOCKED`` and the update — so concurrent callers never receive the same
-        page, never wait for each other, and a claim costs one round trip inside its
-        transaction. The picks are served by the partial indexes ``ix_pages_leases`` and
-        ``ix_pages_frontier``: the cost does not grow with the number of pages.
+        One statement (:func:`claim_statement`): the session check, the expired leases, the
+        pick with ``FOR UPDATE SKIP LOCKED`` and the update — so concurrent callers never
+        receive the same page, never wait for each other, and a claim costs one round trip
+        (in autocommit, as the tool runs it). The picks are served by the partial indexes
+        ``ix_pages_leases`` and ``ix_pages_frontier``: the cost does not grow with the number
+        of pages.
 
         ``remaining`` is exact up to ``REMAINING_COUNT_CAP`` (100) and says 100 beyond it
         ("at least that many"); 0 still means the frontier is empty."""
@@ -582,11 +583,8 @@ class PageRepository(Repository):
         if row is None:
             if claim_token is not None:
                 await self._raise_lease_lost(page_id)
-            current = await self.session.scalar(select(Page.status).where(Page.id == page_id))
-            if current is None:
-                raise NotFound("page", page_id)
-            raise InvalidTransition(
-                "page", page_id, "mark analyzed", current, [PageStatus.CRAWLING]
+            await self._refuse_transition(
+                Page, page_id, action="mark analyzed", allowed_from=[PageStatus.CRAWLING]
             )
         remember_transaction_id(self.session, row["xid"])
         return PagePublic.model_validate(dict(row))
