@@ -29,7 +29,7 @@ from sqlalchemy.pool import NullPool
 
 from db import liveness, pgbouncer, schema_version
 from db.config import DatabaseConfig
-from db.driver import SINGLE_STATEMENT_KEY, autocommitted
+from db.driver import SINGLE_STATEMENT_KEY, PoolLease, autocommitted, run_to_completion
 from db.errors import (
     CommitOutcomeUnknown,
     DatabaseUnavailable,
@@ -194,25 +194,38 @@ class Database:
         lost_commit: BaseException | None = None
         xid: str | None = None
         try:
-            async with self.session_factory() as session:
-                try:
-                    if tenant is not None:
-                        await bind_tenant(session, tenant)
-                    elif single_statement and not self.config.pgbouncer:
-                        session.info[SINGLE_STATEMENT_KEY] = True  # see db.driver
-                    yield session
-                    if writes and not self.config.read_only and not autocommitted(session):
-                        xid = await _transaction_id(session)
-                    lost_commit = await _commit(session)
-                except BaseException as err:
-                    if isinstance(err, Exception) and _is_unavailable(err):
-                        # The connection may be broken in a way SQLAlchemy never saw (a
-                        # statement of the driver path, db.driver, failed): drop it, do not
-                        # pool it for the next caller.
-                        await session.invalidate()
+            session = self.session_factory()
+            lease: PoolLease | None = None
+            try:
+                if tenant is not None:
+                    await bind_tenant(session, tenant)
+                elif single_statement and not self.config.pgbouncer:
+                    lease = PoolLease(self.engine)
+                    session.info[SINGLE_STATEMENT_KEY] = lease  # see db.driver
+                yield session
+                if writes and not self.config.read_only and not autocommitted(session):
+                    xid = await _transaction_id(session)
+                lost_commit = await _commit(session)
+            except BaseException as err:
+                unavailable = isinstance(err, Exception) and _is_unavailable(err)
+                if lease is not None:
+                    if isinstance(err, Exception) and not unavailable:
+                        await lease.release()  # the statement failed; its connection did not
                     else:
-                        await session.rollback()
-                    raise
+                        await lease.discard()
+                if unavailable:
+                    # The connection may be broken in a way SQLAlchemy never saw (a
+                    # statement of the driver path, db.driver, failed): drop it, do not
+                    # pool it for the next caller.
+                    await session.invalidate()
+                else:
+                    await session.rollback()
+                raise
+            else:
+                if lease is not None:
+                    await lease.release()
+            finally:
+                await _close(session)
         except Exception as err:
             mapped = self._domain_error(err)
             if mapped is None:
@@ -340,7 +353,10 @@ async def _transaction_id(session: AsyncSession) -> str | None:
 
 async def _commit(session: AsyncSession) -> BaseException | None:
     """Commit; returns the error instead of raising it when the connection was lost during
-    the commit (the outcome is then unknown, not failed)."""
+    the commit (the outcome is then unknown, not failed). A session that began nothing and
+    holds no pending change has nothing to commit (its block only used the driver path)."""
+    if not (session.in_transaction() or session.new or session.dirty or session.deleted):
+        return None
     try:
         await session.commit()
     except Exception as err:
@@ -349,6 +365,16 @@ async def _commit(session: AsyncSession) -> BaseException | None:
         await session.rollback()
         return err
     return None
+
+
+async def _close(session: AsyncSession) -> None:
+    """End the session. Once its transaction is over (committed or rolled back: the usual
+    case), closing only forgets its objects — no I/O, so none of the task ``close()`` would
+    need to survive a cancellation."""
+    if session.in_transaction():
+        await run_to_completion(session.close())
+    else:
+        session.expunge_all()
 
 
 def _current_revision(conn: Connection) -> str | None:

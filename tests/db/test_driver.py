@@ -2,16 +2,20 @@
 they commit and roll back with it, see its earlier writes, and are invisible to others until the
 commit — and they never open a second transaction of their own."""
 
+import asyncio
 import uuid
 
+import anyio
 import asyncpg
 import pytest
 from sqlalchemy import select, text
+from sqlalchemy.engine import URL
 
 from db.database import Database
 from db.driver import driver_connection
 from db.errors import DatabaseUnavailable
 from db.models import CrawlSession
+from tests.conftest import make_config
 from tests.db.test_liveness import queries_on
 
 
@@ -30,6 +34,11 @@ async def bugs_found(raw: asyncpg.Connection, session_id: uuid.UUID) -> int:
 
 
 BUMP = "UPDATE crawl_sessions SET bugs_found = bugs_found + 1 WHERE id = $1"
+
+
+async def logged() -> None:
+    """Let asyncpg's query loggers run: it hands them each query with ``call_soon``."""
+    await asyncio.sleep(0)
 
 
 async def test_driver_statements_roll_back_with_the_unit_of_work(
@@ -76,6 +85,7 @@ async def test_the_driver_path_begins_the_transaction_once(db: Database) -> None
         await conn.execute(BUMP, session_id)
         await driver_connection(s)  # again: no second BEGIN
         await s.execute(text("SELECT 1"))
+    await logged()
     assert sent.count("BEGIN;") + sent.count("BEGIN") == 1
     assert sent.count("COMMIT;") + sent.count("COMMIT") == 1
 
@@ -116,6 +126,7 @@ async def test_a_single_statement_unit_of_work_sends_no_begin_or_commit(
     async with db.session(single_statement=True) as s:
         conn = await driver_connection(s)
         await conn.execute(BUMP, session_id)
+    await logged()
     assert sent == [BUMP]
     assert await bugs_found(raw, session_id) == 1
     with pytest.raises(RuntimeError):
@@ -123,6 +134,7 @@ async def test_a_single_statement_unit_of_work_sends_no_begin_or_commit(
             conn = await driver_connection(s)
             await conn.execute(BUMP, session_id)
             raise RuntimeError("rolled back")
+    await logged()
     assert begins(sent) == 1
     assert await bugs_found(raw, session_id) == 1
 
@@ -136,6 +148,7 @@ async def test_a_tenant_bound_single_statement_still_runs_in_a_transaction(
     async with db.session("acme", single_statement=True) as s:
         conn = await driver_connection(s)
         assert await conn.fetchval("SELECT current_setting('bughive.tenant', true)") == "acme"
+    await logged()
     assert begins(sent) == 1
 
 
@@ -151,3 +164,44 @@ async def test_orm_changes_of_a_single_statement_unit_of_work_are_not_lost(
         )
         == 1
     )
+
+
+async def test_a_single_statement_unit_of_work_returns_its_connection_whatever_happens(
+    database_url: URL, raw: asyncpg.Connection
+) -> None:
+    """Its connection comes straight from the pool (db.driver.PoolLease), past the ORM
+    session: it must go back after a success and after a refused statement, and be closed —
+    not pooled — after the connection was lost or the call cancelled mid-statement."""
+    db = Database(make_config(pool_size=1, max_overflow=0, pool_timeout=2), url=database_url)
+    try:
+        session_id = await new_session(db)
+        async with db.session(single_statement=True) as s:
+            first = await (await driver_connection(s)).fetchval("SELECT pg_backend_pid()")
+        assert db.pool_status()["checked_out"] == 0
+
+        with pytest.raises(asyncpg.UndefinedTableError):
+            async with db.session(single_statement=True) as s:
+                await (await driver_connection(s)).execute("SELECT * FROM no_such_table")
+        assert db.pool_status() == {"size": 1, "checked_out": 0, "idle": 1, "overflow": 0}
+        async with db.session(single_statement=True) as s:  # the same connection, still good
+            assert await (await driver_connection(s)).fetchval("SELECT pg_backend_pid()") == first
+
+        with anyio.move_on_after(0.2):
+            async with db.session(single_statement=True) as s:
+                await (await driver_connection(s)).execute("SELECT pg_sleep(5)")
+        assert db.pool_status()["checked_out"] == 0
+        async with db.session(single_statement=True) as s:  # a new one: the old was mid-query
+            second = await (await driver_connection(s)).fetchval("SELECT pg_backend_pid()")
+        assert second != first
+
+        with pytest.raises(DatabaseUnavailable):
+            async with db.session(single_statement=True) as s:
+                conn = await driver_connection(s)
+                await raw.execute("SELECT pg_terminate_backend($1, 5000)", second)
+                await conn.execute(BUMP, session_id)
+        assert db.pool_status()["checked_out"] == 0
+        async with db.session(single_statement=True) as s:  # served again, by a new connection
+            await (await driver_connection(s)).execute(BUMP, session_id)
+        assert await bugs_found(raw, session_id) == 1
+    finally:
+        await db.close()

@@ -5,8 +5,6 @@ transactions of one client run on different server connections, and one server c
 serves many clients: whatever the engine left on a server connection would show up elsewhere.
 """
 
-import asyncio
-import uuid
 from collections.abc import AsyncIterator, Iterator
 
 import asyncpg
@@ -125,32 +123,45 @@ async def test_eight_concurrent_workers_claim_every_page_exactly_once_through_pg
 @pytest.mark.parametrize(
     ("pgbouncer_mode", "clashes"), [(True, False), (False, True)], ids=["pgbouncer", "default"]
 )
-async def test_clients_sharing_server_connections_clash_only_without_pgbouncer_mode(
+async def test_a_statement_repeated_on_another_server_connection_clashes_only_without_pgbouncer_mode(
     bouncer_url: URL, pgbouncer_mode: bool, clashes: bool
 ) -> None:
-    """16 clients, 4 server connections, short transactions of distinct statements. By default
-    (statement_timeout off, so PgBouncer lets the connection in) asyncpg's named prepared
-    statements are parsed on one server connection and looked for on another: "prepared
-    statement … does not exist". In PgBouncer mode every transaction succeeds."""
-    config = make_config(pgbouncer=pgbouncer_mode, statement_timeout_ms=0)
-    failures: list[BaseException] = []
-
-    async def client(i: int) -> None:
-        own = Database(config, url=bouncer_url)
+    """One client repeats a statement in two transactions; between them another client holds
+    the server connection of the first, so PgBouncer runs the second on another one. By
+    default (statement_timeout off, so PgBouncer lets the connection in) the drivers keep the
+    statement prepared — on the first server connection only: "prepared statement … does not
+    exist". In PgBouncer mode nothing is kept prepared, and the second transaction succeeds."""
+    client = Database(
+        make_config(pgbouncer=pgbouncer_mode, statement_timeout_ms=0, pool_size=1),
+        url=bouncer_url,
+    )
+    statement = text("SELECT pg_backend_pid() + 0 * :n")
+    holder = await asyncpg.connect(asyncpg_dsn(bouncer_url), statement_cache_size=0)
+    try:
+        async with client.session() as s:
+            first_server = await s.scalar(statement, {"n": 1})
+        for _ in range(10):  # PgBouncer reuses the server connection freed last: at once, here
+            hold = holder.transaction()
+            await hold.start()
+            if await holder.fetchval("SELECT pg_backend_pid()") == first_server:
+                break
+            await hold.rollback()
+        else:
+            pytest.fail("could not hold the first transaction's server connection")
         try:
-            for n in range(25):
-                try:
-                    async with own.session() as s:
-                        statement = text(f"SELECT {i} * 1000 + :n -- {uuid.uuid4()}")
-                        assert await s.scalar(statement, {"n": n}) == i * 1000 + n
-                except sa_exc.DBAPIError as err:
-                    assert "prepared statement" in str(err)
-                    failures.append(err)
+            async with client.session() as s:
+                second_server = await s.scalar(statement, {"n": 2})
+            assert second_server != first_server
+            clashed = False
+        except sa_exc.DBAPIError as err:
+            assert "prepared statement" in str(err)
+            clashed = True
         finally:
-            await own.close()
-
-    await asyncio.gather(*(client(i) for i in range(16)))
-    assert bool(failures) is clashes
+            await hold.rollback()
+    finally:
+        await holder.close()
+        await client.close()
+    assert clashed is clashes
 
 
 def test_settings_become_one_per_transaction_statement_of_literals() -> None:
