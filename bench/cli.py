@@ -43,6 +43,11 @@ def _parser() -> argparse.ArgumentParser:
         help="PostgreSQL to use (its user must be allowed to CREATE DATABASE); "
         "default: a throwaway embedded PostgreSQL",
     )
+    parser.add_argument(
+        "--stats-pages",
+        type=int,
+        help="pages in workload 4's database (default 1,000,000; e.g. 10000000)",
+    )
     parser.add_argument("--out", type=Path, help="JSON result path (default bench/results/…)")
     bars = parser.add_mutually_exclusive_group()
     bars.add_argument("--progress", dest="progress", action="store_true", default=None)
@@ -99,6 +104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         seed=args.seed,
         only=[part.strip() for part in args.only.split(",") if part.strip()],
         server_url=make_url(normalize_database_url(args.server_url)) if args.server_url else None,
+        stats_pages=args.stats_pages,
         command=["python", "-m", "bench", *(argv if argv is not None else sys.argv[1:])],
     )
     report = anyio.run(run_benchmarks, options)

@@ -6,7 +6,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -14,7 +14,7 @@ from typing import Any
 import psutil
 from sqlalchemy.engine import URL
 
-from bench.context import FULL, QUICK, BenchContext
+from bench.context import FULL, QUICK, BenchContext, Sizes
 from bench.datagen import GenerationLog
 from bench.harness import Stopwatch, WorkloadResult
 from bench.postgres import BenchPostgres
@@ -49,8 +49,18 @@ class Options:
     seed: int = 5
     only: Sequence[str] = ()
     server_url: URL | None = None
+    stats_pages: int | None = None  # workload 4's database size, instead of the mode's
     workdir: Path | None = None
     command: list[str] = field(default_factory=list)
+
+
+def sizes(options: Options) -> Sizes:
+    """The mode's sizes, with the database of workload 4 resized when asked
+    (``--stats-pages 10000000``: the statistics at 10 million pages)."""
+    chosen = QUICK if options.quick else FULL
+    if options.stats_pages is None:
+        return chosen
+    return replace(chosen, stats_pages=options.stats_pages)
 
 
 def select(only: Sequence[str]) -> list[tuple[str, Workload]]:
@@ -135,7 +145,7 @@ async def run_benchmarks(options: Options) -> Report:
     generation = GenerationLog()
     ctx = BenchContext(
         postgres=postgres,
-        sizes=QUICK if options.quick else FULL,
+        sizes=sizes(options),
         repeats=options.repeats,
         seed=options.seed,
         generation=generation,

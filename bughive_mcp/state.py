@@ -102,18 +102,18 @@ def reads_only(ctx: AppContext) -> bool:
     if request.method == "resources/read":
         return True
     name = (request.params or {}).get("name") if request.method == "tools/call" else None
-    return any(spec.read_only and spec.name == name for spec in catalog.specs)
+    return isinstance(name, str) and catalog.is_read_only(name)
 
 
 def unit_of_work(
-    ctx: AppContext, *, single_statement: bool = False
+    ctx: AppContext, *, single_statement: bool = False, driver_only: bool = False
 ) -> AbstractAsyncContextManager[AsyncSession]:
     """One transaction per tool call: commits when the tool returns, rolls back if it raises.
 
     A call that cannot write (``reads_only``) runs on the read replica when one is configured,
     and may see it lag (docs/scaling.md); every other call runs on the primary — reads included,
-    so a tool that writes always reads its own writes. ``single_statement``: see
-    :meth:`db.database.Database.session`."""
+    so a tool that writes always reads its own writes. ``single_statement`` and
+    ``driver_only``: see :meth:`db.database.Database.session`."""
     state: AppState = ctx.request_context.lifespan_context
     read_only = reads_only(ctx)
     db = state.read_db if state.read_db is not None and read_only else state.db
@@ -122,6 +122,7 @@ def unit_of_work(
         tenant=request_tenant(settings.tenant, settings.multi_tenant),
         writes=not read_only,
         single_statement=single_statement,
+        driver_only=driver_only,
     )
 
 

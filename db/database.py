@@ -29,7 +29,7 @@ from sqlalchemy.pool import NullPool
 
 from db import liveness, pgbouncer, schema_version
 from db.config import DatabaseConfig
-from db.driver import SINGLE_STATEMENT_KEY, PoolLease, autocommitted, run_to_completion
+from db.driver import LEASE_KEY, PoolLease, run_to_completion
 from db.errors import (
     CommitOutcomeUnknown,
     DatabaseUnavailable,
@@ -54,7 +54,8 @@ QUERY_CANCELED = "57014"
 IN_FAILED_TRANSACTION = "25P02"
 
 # Read just before each commit: the transaction's id, or NULL when it wrote nothing.
-_TRANSACTION_ID = text("SELECT pg_current_xact_id_if_assigned()::text")
+_TRANSACTION_ID_SQL = "SELECT pg_current_xact_id_if_assigned()::text"
+_TRANSACTION_ID = text(_TRANSACTION_ID_SQL)
 _TRANSACTION_STATUS = text("SELECT pg_xact_status(CAST(CAST(:xid AS text) AS xid8))")
 # Where a statement that read its own transaction's id leaves it (remember_transaction_id).
 _TRANSACTION_ID_KEY = "bughive_transaction_id"
@@ -162,7 +163,12 @@ class Database:
 
     @asynccontextmanager
     async def session(
-        self, tenant: str | None = None, *, writes: bool = True, single_statement: bool = False
+        self,
+        tenant: str | None = None,
+        *,
+        writes: bool = True,
+        single_statement: bool = False,
+        driver_only: bool = False,
     ) -> AsyncIterator[AsyncSession]:
         """A unit of work: commits when the block exits normally, rolls back on any exception.
 
@@ -174,13 +180,17 @@ class Database:
         statement that knows its transaction id may hand it over with
         :func:`remember_transaction_id`, which saves the same round trip for a write.
 
-        ``single_statement=True`` promises the block sends one statement, atomic on its own:
-        it then runs in autocommit, without ``BEGIN`` and ``COMMIT`` (two round trips of three)
-        — unless the transaction must carry settings (a tenant binding; PgBouncer mode, whose
-        settings are per transaction). Its answer, if lost, cannot be settled: the statement
-        may have run although the caller gets :class:`DatabaseUnavailable`. The tools that
-        use it are a read and the frontier claim, for which that is the at-least-once contract
-        anyway (an unanswered claim's lease runs out and its pages are offered again).
+        ``driver_only=True`` promises the block sends its statements only through
+        :func:`db.driver.driver_connection`, never through the ORM session: they then run on a
+        connection leased from the pool past the session's machinery (:class:`PoolLease`), in
+        one transaction as always. ``single_statement=True`` promises more: one statement,
+        atomic on its own. It then runs in autocommit, without ``BEGIN`` and ``COMMIT`` (two
+        round trips of three); its answer, if lost, cannot be settled: the statement may have
+        run although the caller gets :class:`DatabaseUnavailable`. The tools that use it are a
+        read and the frontier claim, for which that is the at-least-once contract anyway (an
+        unanswered claim's lease runs out and its pages are offered again). Neither promise
+        changes anything when the transaction must carry settings (a tenant binding; PgBouncer
+        mode, whose settings are per transaction): the block then runs as any other.
 
         What the caller may rely on when it fails:
 
@@ -199,18 +209,29 @@ class Database:
             try:
                 if tenant is not None:
                     await bind_tenant(session, tenant)
-                elif single_statement and not self.config.pgbouncer:
-                    lease = PoolLease(self.engine)
-                    session.info[SINGLE_STATEMENT_KEY] = lease  # see db.driver
+                elif (single_statement or driver_only) and not self.config.pgbouncer:
+                    lease = PoolLease(self.engine, transaction=not single_statement)
+                    session.info[LEASE_KEY] = lease  # see db.driver
                 yield session
-                if writes and not self.config.read_only and not autocommitted(session):
-                    xid = await _transaction_id(session)
-                lost_commit = await _commit(session)
+                keeps_xid = writes and not self.config.read_only
+                if lease is not None and lease.used:
+                    if session.in_transaction():
+                        raise RuntimeError(
+                            "a driver-only unit of work also used the ORM session: its "
+                            "statements ran outside the unit of work's transaction"
+                        )
+                    if lease.in_transaction:
+                        xid = await _lease_transaction_id(session, lease) if keeps_xid else None
+                        lost_commit = await _commit_lease(lease)
+                else:
+                    if keeps_xid:
+                        xid = await _transaction_id(session)
+                    lost_commit = await _commit(session)
             except BaseException as err:
                 unavailable = isinstance(err, Exception) and _is_unavailable(err)
                 if lease is not None:
                     if isinstance(err, Exception) and not unavailable:
-                        await lease.release()  # the statement failed; its connection did not
+                        await lease.release()  # rolls its transaction back
                     else:
                         await lease.discard()
                 if unavailable:
@@ -223,7 +244,7 @@ class Database:
                 raise
             else:
                 if lease is not None:
-                    await lease.release()
+                    await (lease.release() if lost_commit is None else lease.discard())
             finally:
                 await _close(session)
         except Exception as err:
@@ -349,6 +370,27 @@ async def _transaction_id(session: AsyncSession) -> str | None:
             raise
         return None  # the transaction already failed (the block caught the error): it rolls back
     return None if xid is None else str(xid)
+
+
+async def _lease_transaction_id(session: AsyncSession, lease: PoolLease) -> str | None:
+    """The id of the lease's transaction, or None when it has written nothing."""
+    known = session.info.get(_TRANSACTION_ID_KEY)
+    if known is not None:
+        return str(known)
+    xid = await (await lease.connection()).fetchval(_TRANSACTION_ID_SQL)
+    return None if xid is None else str(xid)
+
+
+async def _commit_lease(lease: PoolLease) -> BaseException | None:
+    """Commit the lease's transaction; like :func:`_commit`, returns the error when the
+    connection was lost during the commit."""
+    try:
+        await lease.commit()
+    except Exception as err:
+        if not _is_unavailable(err):
+            raise
+        return err
+    return None
 
 
 async def _commit(session: AsyncSession) -> BaseException | None:

@@ -51,7 +51,7 @@ async def create_bug(
     on the same kind of page (or the same dedup_key) returns the known bug with created=false
     and one more occurrence; repeating a call adds nothing. Give concrete steps and evidence.
     Next: mark_validated or dismiss_bug."""
-    async with unit_of_work(ctx) as s:
+    async with unit_of_work(ctx, driver_only=True) as s:  # PAGE_OF_BUG, FILE_BUG, ...
         return await BugRepository(s).create_bug(
             session_id,
             page_id,

@@ -184,7 +184,7 @@ async def mark_analyzed(
     """Store the analysis of a crawled page (crawling → analyzed) and raise pages_crawled.
     Pass the claim_token of your claim: if your lease was lost, nothing is written and you
     get a "lease lost" error. File bugs found on the page with create_bug."""
-    async with unit_of_work(ctx) as s:
+    async with unit_of_work(ctx, driver_only=True) as s:  # FINISH_PAGE
         return await PageRepository(s).mark_analyzed(
             page_id,
             claim_token=claim_token,

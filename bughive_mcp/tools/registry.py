@@ -39,6 +39,16 @@ class ToolCatalog:
 
     def __init__(self) -> None:
         self.specs: list[ToolSpec] = []
+        self._read_only: frozenset[str] = frozenset()
+        self._read_only_of = 0  # how many specs _read_only was built from
+
+    def is_read_only(self, name: str) -> bool:
+        """Whether the tool ``name`` is annotated read-only — asked on every call, so the
+        answer comes from a set, rebuilt only when tools were registered since."""
+        if self._read_only_of != len(self.specs):
+            self._read_only = frozenset(spec.name for spec in self.specs if spec.read_only)
+            self._read_only_of = len(self.specs)
+        return name in self._read_only
 
     def tool(
         self,

@@ -9,6 +9,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
+from db.driver import driver_connection
 from db.errors import InvalidArgument, InvalidTransition, NotFound
 from db.models import Base, CrawlSession
 from db.schemas import Pagination
@@ -109,9 +110,22 @@ class Repository:
     ) -> NoReturn:
         """Why a compare-and-set status change missed: NotFound, or InvalidTransition naming the
         current status (one read)."""
-        table = model.__table__
-        current = await self.session.scalar(select(table.c.status).where(table.c.id == entity_id))
+        current = await self._current_status(model.__tablename__, entity_id)
         entity = model.__tablename__.rstrip("s").replace("_", " ")
         if current is None:
             raise NotFound(entity, entity_id)
         raise InvalidTransition(entity, entity_id, action, current, tuple(allowed_from))
+
+    async def _current_status(self, table: str, entity_id: uuid.UUID) -> str | None:
+        """The row's status now, or None when there is no such row. Sent through the driver
+        (db.driver), so it also serves the units of work that use nothing else."""
+        conn = await driver_connection(self.session)
+        status = await conn.fetchval(_STATUS_OF[table], entity_id)
+        return None if status is None else str(status)
+
+
+# One statement per table with a status (table names come from the models, not from input).
+_STATUS_OF = {
+    table: f"SELECT status FROM {table} WHERE id = $1"
+    for table in ("crawl_sessions", "pages", "bugs")
+}

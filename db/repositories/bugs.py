@@ -15,7 +15,7 @@ from db.driver import driver_connection
 from db.enums import BugCategory, BugPriority, BugStatus
 from db.errors import InvalidArgument, InvalidTransition, NotFound
 from db.fingerprint import bug_fingerprint
-from db.models import Bug, CrawlSession, Page
+from db.models import Bug, Page
 from db.repositories.base import Repository, count_by, counts_from_row
 from db.schemas import (
     BugFiled,
@@ -108,7 +108,7 @@ class BugRepository(Repository):
         conn = await driver_connection(self.session)
         page = await conn.fetchrow(PAGE_OF_BUG, page_id)
         if page is None:
-            if await self.session.get(CrawlSession, session_id) is None:
+            if await self._current_status("crawl_sessions", session_id) is None:
                 raise NotFound("crawl session", session_id, field="session_id")
             raise NotFound("page", page_id, field="page_id")
         if page["session_id"] != session_id:

@@ -509,7 +509,7 @@ class PageRepository(Repository):
         return PageClaim.model_validate(row)
 
     async def _raise_lease_lost(self, page_id: uuid.UUID) -> None:
-        status = await self.session.scalar(select(Page.status).where(Page.id == page_id))
+        status = await self._current_status("pages", page_id)
         if status is None:
             raise NotFound("page", page_id)
         if status == PageStatus.CRAWLING:

@@ -38,3 +38,18 @@ async def test_quick_run_reports_every_workload_with_numbers_and_no_double_claim
     assert workloads["frontier"]["facts"]["pages_lost_or_extra"] == 0
     assert written["meta"]["generation"]["rows"] > 0
     assert "| workload |" in render(report)
+
+
+def test_stats_pages_resizes_only_the_statistics_database() -> None:
+    """``--stats-pages 10000000`` measures the statistics at 10 million pages; nothing else
+    changes size."""
+    from bench.cli import _parser
+    from bench.context import FULL, QUICK
+    from bench.runner import sizes
+
+    assert sizes(Options()) == FULL
+    assert sizes(Options(quick=True)) == QUICK
+    args = _parser().parse_args(["--only", "4", "--stats-pages", "10000000"])
+    resized = sizes(Options(stats_pages=args.stats_pages))
+    assert resized.stats_pages == 10_000_000
+    assert {**resized.to_json(), "stats_pages": FULL.stats_pages} == FULL.to_json()
