@@ -415,7 +415,7 @@ async def _close(session: AsyncSession) -> None:
     need to survive a cancellation."""
     if session.in_transaction():
         await run_to_completion(session.close())
-    else:
+    elif session.identity_map or session.new:  # (a driver-only unit of work has neither)
         session.expunge_all()
 
 
