@@ -3,9 +3,11 @@
 The same work timed from the bare statement up to the tool — raw asyncpg, then inside
 ``Database.session()``, then the repository, then the tool through the in-memory client (next
 to the trivial ``ping`` tool) — for ``get_pages_to_crawl`` on 10,000 pending pages and for a
-claim on 200,000. Each line is the mean of 1,000 sequential calls after 100 warm-up calls, in
-one process on a throwaway embedded PostgreSQL (about a minute). docs/benchmarks.md ("What
-limits each figure") quotes its output.
+claim on 200,000; then the tool layer alone, without a database: ``ping`` against a tool of
+``get_pages_to_crawl``'s signature returning a ready 10-page answer, on a bare ``MCPServer`` and
+on BugHive's. Each line is the mean of 1,000 sequential calls after 100 warm-up calls, in one
+process on a throwaway embedded PostgreSQL (about a minute). docs/benchmarks.md ("What limits
+each figure") quotes its output.
 """
 
 import logging
@@ -14,20 +16,28 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Annotated, Any
 
 import anyio
 import asyncpg
 from mcp import Client
+from mcp.server.mcpserver import MCPServer
+from pydantic import Field
 
 from bench.context import QUICK, BenchContext
 from bench.datagen import DataGenerator, GenerationLog
 from bench.floor import CLAIM, RELEASE_CLAIMS, trivial_server
 from bench.postgres import BenchPostgres, asyncpg_dsn
 from bench.workloads.common import call_tool
+from bughive_mcp.arguments import keep_text_arguments
+from bughive_mcp.schema_budget import compact_schema, minimal_output_schema
+from bughive_mcp.server import BugHiveServer
 from db.database import Database
 from db.driver import driver_connection
 from db.repositories.pages import PageRepository, claim_statement, frontier_page_statement
+from db.schemas import PageList, PagePublic
 
 CALLS = 1_000
 WARMUP = 100
@@ -122,6 +132,81 @@ async def claim(ctx: BenchContext) -> None:
             await timed(label, step)
 
 
+def ready_answer() -> PageList:
+    """A 10-page ``get_pages_to_crawl`` answer, built once."""
+    now = datetime.now(UTC)
+    session_id = uuid.uuid4()
+    empty = dict.fromkeys(PagePublic.model_fields)
+    pages = [
+        PagePublic.model_validate(
+            {
+                **empty,
+                "id": uuid.uuid4(),
+                "session_id": session_id,
+                "url": f"https://shop.example/products/{index}",
+                "depth": 2,
+                "status": "discovered",
+                "discovered_at": now,
+                "created_at": now,
+                "updated_at": now,
+                "attempts": 0,
+            }
+        )
+        for index in range(10)
+    ]
+    return PageList(items=pages, total=100, skip=0, limit=10, has_more=True, next_skip=10)
+
+
+def answering_server(server: MCPServer[Any], answer: PageList, *, bughive: bool) -> MCPServer[Any]:
+    """``server`` with one tool named and typed like ``get_pages_to_crawl`` that returns
+    ``answer``; with ``bughive``, its schemas and argument handling set up as build_server does."""
+
+    async def get_pages_to_crawl(
+        session_id: uuid.UUID,
+        limit: Annotated[int, Field(ge=1, le=100)] = 10,
+        skip: Annotated[int, Field(ge=0)] = 0,
+    ) -> PageList:
+        """A ready answer."""
+        return answer
+
+    server.add_tool(get_pages_to_crawl)
+    registered = server._tool_manager.get_tool("get_pages_to_crawl")
+    if bughive and registered is not None and registered.output_schema is not None:
+        keep_text_arguments(registered)
+        registered.parameters = compact_schema(registered.parameters, keep_docs=True)
+        registered.parameters["additionalProperties"] = False
+        registered.output_schema = minimal_output_schema(registered.output_schema)
+    return server
+
+
+async def tool_layer() -> None:
+    show("the tool layer alone (no database), get_pages_to_crawl's arguments and answer:")
+    answer = ready_answer()
+    arguments = {"session_id": str(uuid.uuid4()), "limit": 10}
+    servers: list[tuple[str, MCPServer[Any], str, dict[str, Any]]] = [
+        ("trivial ping tool", trivial_server(), "ping", {"n": 1}),
+        (
+            "bare MCPServer, the SDK's full output schema",
+            answering_server(MCPServer("bare"), answer, bughive=False),
+            "get_pages_to_crawl",
+            arguments,
+        ),
+        (
+            "BugHiveServer: call boundary, minimal output schema",
+            answering_server(BugHiveServer("bughive"), answer, bughive=True),
+            "get_pages_to_crawl",
+            arguments,
+        ),
+    ]
+    for label, server, name, args in servers:
+        async with Client(server) as client:
+
+            async def call(client: Client = client, name: str = name, args: Any = args) -> None:
+                await call_tool(client, name, args)
+
+            await timed(label, call)
+
+
 async def main() -> None:
     logging.disable(logging.INFO)  # the per-call log line is measured by the bench, not here
     postgres = await anyio.to_thread.run_sync(BenchPostgres.start_embedded)
@@ -129,6 +214,7 @@ async def main() -> None:
         ctx = BenchContext(postgres, QUICK, 1, 5, GenerationLog(), Path("."))
         await frontier_look(ctx)
         await claim(ctx)
+        await tool_layer()
     finally:
         await postgres.drop_all()
         await anyio.to_thread.run_sync(postgres.stop)
