@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bughive_mcp.server import BugHiveServer
 from bughive_mcp.settings import ServerSettings
@@ -59,30 +59,60 @@ def transport_security(settings: ServerSettings) -> TransportSecuritySettings:
     )
 
 
-class DeclaredBodyLimitMiddleware:
-    """Refuses a request whose ``Content-Length`` is over the limit with 413 and a body that
-    names the limit and the setting. (Bodies without a length are counted by the SDK's own
-    limit behind this one, which answers 413 too.)"""
+class BodyLimitMiddleware:
+    """Refuses a request body over the limit with 413 and a body that names the limit and the
+    setting — whether the client declared its length (``Content-Length``: refused before
+    reading) or streams it in chunks (counted while read, refused at the first byte over the
+    limit; a body within it is buffered and handed on unchanged)."""
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
         self.max_bytes = max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            declared = Request(scope).headers.get("content-length", "")
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = Request(scope).headers.get("content-length")
+        if declared is not None:
             if declared.isdigit() and int(declared) > self.max_bytes:
-                response = JSONResponse(
-                    {
-                        "error": "request_too_large",
-                        "error_description": f"the request body is {declared} bytes, over the "
-                        f"limit of {self.max_bytes} bytes (BUGHIVE_MAX_REQUEST_BYTES)",
-                    },
-                    status_code=413,
-                )
-                await response(scope, receive, send)
+                over = f"the request body is {declared} bytes, over"
+                await self._refuse(over, scope, receive, send)
                 return
-        await self.app(scope, receive, send)
+            await self.app(scope, receive, send)
+            return
+        if scope.get("method") not in ("POST", "PUT", "PATCH"):
+            await self.app(scope, receive, send)
+            return
+        buffered: list[Message] = []
+        size = 0
+        while True:
+            message = await receive()
+            buffered.append(message)
+            if message["type"] != "http.request":
+                break
+            size += len(message.get("body", b""))
+            if size > self.max_bytes:
+                await self._refuse("the streamed request body is over", scope, receive, send)
+                return
+            if not message.get("more_body", False):
+                break
+
+        async def replay() -> Message:
+            return buffered.pop(0) if buffered else await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _refuse(self, over: str, scope: Scope, receive: Receive, send: Send) -> None:
+        response = JSONResponse(
+            {
+                "error": "request_too_large",
+                "error_description": f"{over} the limit of {self.max_bytes} bytes "
+                "(BUGHIVE_MAX_REQUEST_BYTES)",
+            },
+            status_code=413,
+        )
+        await response(scope, receive, send)
 
 
 class BearerTokenMiddleware:
@@ -143,7 +173,7 @@ def build_http_app(server: BugHiveServer, settings: ServerSettings) -> ASGIApp:
         transport_security=transport_security(settings),
         host=settings.host,
     )
-    app = DeclaredBodyLimitMiddleware(app, settings.max_request_bytes)
+    app = BodyLimitMiddleware(app, settings.max_request_bytes)
     if settings.auth_token is not None or settings.tenant_tokens:
         token = settings.auth_token.get_secret_value() if settings.auth_token else None
         app = BearerTokenMiddleware(

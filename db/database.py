@@ -32,6 +32,7 @@ from db.config import DatabaseConfig
 from db.driver import LEASE_KEY, PoolLease, run_to_completion
 from db.errors import (
     CommitOutcomeUnknown,
+    ConcurrentUpdate,
     DatabaseUnavailable,
     DomainError,
     ServerBusy,
@@ -51,6 +52,9 @@ _UNAVAILABLE = (OSError, TimeoutError, ConnectionError, sa_exc.TimeoutError)
 # up (57P01-57P03), too many connections (53300).
 _UNAVAILABLE_STATES = ("08", "57P01", "57P02", "57P03", "53300")
 QUERY_CANCELED = "57014"
+# PostgreSQL ended the transaction to resolve a conflict: deadlock_detected,
+# serialization_failure. Retrying the same call is the documented remedy.
+ROLLED_BACK_BY_CONFLICT = ("40P01", "40001")
 IN_FAILED_TRANSACTION = "25P02"
 
 # Read just before each commit: the transaction's id, or NULL when it wrote nothing.
@@ -262,6 +266,8 @@ class Database:
             return ServerBusy(
                 self.config.pool_size + self.config.max_overflow, self.config.pool_timeout
             )
+        if _sqlstate(err) in ROLLED_BACK_BY_CONFLICT:
+            return ConcurrentUpdate()
         if _sqlstate(err) == QUERY_CANCELED and "statement timeout" in str(err):
             return StatementTimeout(self.config.statement_timeout_ms)
         if _sqlstate(err) == QUERY_CANCELED:

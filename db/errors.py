@@ -125,3 +125,15 @@ class StatementTimeout(DomainError):
             f"timed out: a database statement ran longer than the {timeout_ms} ms limit and was "
             "cancelled; nothing was changed. Retry later, or ask for less (e.g. a smaller limit)"
         )
+
+
+class ConcurrentUpdate(DomainError):
+    """PostgreSQL rolled the transaction back to resolve a conflict with a concurrent one (a
+    deadlock, or a serialization failure): nothing was changed, and the same call succeeds
+    when retried."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "conflict: the call collided with a concurrent change to the same rows and was "
+            "rolled back; nothing was changed, retry the call"
+        )

@@ -159,6 +159,22 @@ class CrawlSessionRepository(Repository):
                 f"cannot complete crawl session {session_id}: {leased} page(s) are still leased "
                 "to workers; wait for them to finish, or pass force=true to stop them"
             )
+        # Pages first, then the session row: the order in which every other write of a
+        # session's rows takes its locks (mark_analyzed, create_bug and discovery change pages,
+        # then the session's counters), so two of them can never deadlock. A refused status
+        # change below rolls this back with the rest.
+        await self.session.execute(
+            update(Page)
+            .where(Page.session_id == session_id, Page.status == PageStatus.CRAWLING)
+            .values(
+                status=PageStatus.ERROR,
+                error_message="the crawl session ended while the page was being crawled",
+                crawled_at=func.now(),
+                claim_token=None,
+                lease_expires_at=None,
+            )
+            .execution_options(synchronize_session=False)
+        )
         if success:
             target, allowed = SessionStatus.COMPLETED, [SessionStatus.RUNNING]
         else:
@@ -173,18 +189,6 @@ class CrawlSessionRepository(Repository):
                 "completed_at": func.now(),
                 "error_message": None if success else error_message,
             },
-        )
-        await self.session.execute(
-            update(Page)
-            .where(Page.session_id == session_id, Page.status == PageStatus.CRAWLING)
-            .values(
-                status=PageStatus.ERROR,
-                error_message="the crawl session ended while the page was being crawled",
-                crawled_at=func.now(),
-                claim_token=None,
-                lease_expires_at=None,
-            )
-            .execution_options(synchronize_session=False)
         )
         return CrawlSessionPublic.model_validate(row)
 

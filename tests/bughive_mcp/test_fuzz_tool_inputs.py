@@ -54,6 +54,7 @@ STATE_ERRORS = re.compile(
     r"cannot \w[\w ]* (crawl session|page|bug) [0-9a-f-]{36}: its status is"
     r"|lease lost on page [0-9a-f-]{36}"
     r"|cannot complete crawl session [0-9a-f-]{36}: \d+ page\(s\) are still leased"
+    r"|conflict: the call collided with a concurrent change"
 )
 CONNECTION_STRING = re.compile(r"\w+://[^/\s]*:[^/\s]*@")
 

@@ -86,7 +86,9 @@ def test_a_body_over_the_limit_is_refused_with_413_naming_the_limit(public_url: 
     assert str(LIMIT) in response.text and "BUGHIVE_MAX_REQUEST_BYTES" in response.text
 
 
-def test_a_chunked_body_over_the_limit_is_refused_with_413(public_url: str) -> None:
+def test_a_chunked_body_over_the_limit_is_refused_with_413_naming_the_limit(
+    public_url: str,
+) -> None:
     body = padded_initialize(LIMIT * 4)
 
     def chunks() -> Iterator[bytes]:
@@ -101,6 +103,25 @@ def test_a_chunked_body_over_the_limit_is_refused_with_413(public_url: str) -> N
     )
 
     assert response.status_code == 413
+    assert str(LIMIT) in response.text and "BUGHIVE_MAX_REQUEST_BYTES" in response.text
+
+
+def test_a_chunked_body_within_the_limit_is_served(public_url: str) -> None:
+    body = padded_initialize(LIMIT)
+
+    def chunks() -> Iterator[bytes]:
+        for start in range(0, len(body), 1024):
+            yield body[start : start + 1024]
+
+    response = httpx2.post(
+        f"{public_url}/mcp",
+        content=chunks(),
+        headers={**MCP_HEADERS, **AUTH, "Content-Type": "application/json"},
+        timeout=10,
+    )
+
+    assert response.status_code == 200
+    assert "serverInfo" in response.text
 
 
 def test_without_a_token_on_all_interfaces_the_answer_is_401(public_url: str) -> None:

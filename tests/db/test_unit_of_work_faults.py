@@ -25,7 +25,8 @@ from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.database import Database
-from db.errors import DatabaseUnavailable, ServerBusy, StatementTimeout
+from db.driver import driver_connection
+from db.errors import ConcurrentUpdate, DatabaseUnavailable, ServerBusy, StatementTimeout
 from db.repositories import CrawlSessionRepository
 from tests.conftest import make_config
 
@@ -235,3 +236,46 @@ async def test_fault_messages_carry_no_driver_text_or_secrets(
         assert leak not in message, message
     for secret in (database_url.host, database_url.password, database_url.database):
         assert not secret or secret not in message, message
+
+
+# --- conflicts PostgreSQL resolves by rolling one transaction back -----------------------
+
+
+async def test_the_loser_of_a_deadlock_is_told_to_retry_and_wrote_nothing(
+    db: Database, raw: asyncpg.Connection
+) -> None:
+    """Two units of work lock two rows in opposite orders: PostgreSQL aborts one of them
+    (deadlock_detected). Its caller gets a clear "conflict … retry" instead of an internal
+    error, and none of its writes stay; the winner's do."""
+    ids = []
+    for _ in range(2):
+        async with db.session() as s:
+            ids.append((await CrawlSessionRepository(s).create_session(BASE_URL)).id)
+    first_locked = [anyio.Event(), anyio.Event()]
+    bump = "UPDATE crawl_sessions SET bugs_found = bugs_found + 1 WHERE id = $1"
+    outcomes: dict[int, str] = {}
+
+    async def worker(me: int) -> None:
+        mine, theirs = ids[me], ids[1 - me]
+        try:
+            async with db.session(driver_only=True) as s:
+                conn = await driver_connection(s)
+                await conn.execute(bump, mine)
+                first_locked[me].set()
+                await first_locked[1 - me].wait()
+                await conn.execute(bump, theirs)
+            outcomes[me] = "committed"
+        except ConcurrentUpdate as refused:
+            assert "retry" in str(refused) and "nothing was changed" in str(refused)
+            outcomes[me] = "refused"
+
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(worker, 0)
+            tasks.start_soon(worker, 1)
+    assert sorted(outcomes.values()) == ["committed", "refused"]
+    found = [
+        await raw.fetchval("SELECT bugs_found FROM crawl_sessions WHERE id = $1", i) for i in ids
+    ]
+    assert found == [1, 1]  # the winner's two increments, none of the loser's
+    assert db.pool_status()["checked_out"] == 0
