@@ -39,7 +39,7 @@ from db.errors import (
     StatementTimeout,
 )
 from db.models import Base
-from db.secrets import CIPHER_INFO_KEY, CredentialCipher
+from db.secrets import CIPHER_INFO_KEY, STORED_CREDENTIALS, CredentialCipher
 from db.tenancy import bind_tenant
 
 log = logging.getLogger(__name__)
@@ -322,9 +322,11 @@ class Database:
             await conn.run_sync(schema_version.upgrade)
 
     async def drop_db(self) -> None:
-        """Drop every table of the model and Alembic's version table. Destroys data."""
+        """Drop every table of the model, the migrations' function and Alembic's version
+        table. Destroys data."""
         async with self.engine.begin() as conn:
             await conn.run_sync(Base.metadata.drop_all)
+            await conn.execute(text(f"DROP FUNCTION IF EXISTS {STORED_CREDENTIALS}"))
             await conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
 
     async def schema_revision(self) -> str | None:

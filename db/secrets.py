@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.errors import DomainError, InvalidArgument
@@ -23,6 +23,8 @@ from db.errors import DomainError, InvalidArgument
 ENCRYPTED = "password_encrypted"
 CIPHER_INFO_KEY = "bughive.credential_cipher"  # where a Database's sessions carry the cipher
 KEY_SETTING = "BUGHIVE_ENCRYPTION_KEY"
+# The start-up check's question, answered for every tenant (migration 0006).
+STORED_CREDENTIALS = "bughive_stored_credentials()"
 
 
 class CredentialsUnavailable(DomainError):
@@ -128,23 +130,28 @@ async def check_stored_credentials(session: AsyncSession, cipher: CredentialCiph
 
     if await session.scalar(select(func.to_regclass(CrawlSession.__tablename__))) is None:
         return 0  # a database not migrated yet (e.g. read-only mode on a new one) stores none
-    token_column = CrawlSession.config["credentials"][ENCRYPTED].astext
-    tokens = (
-        await session.scalars(
-            select(token_column)
-            .where(token_column.is_not(None))
-            .order_by(CrawlSession.created_at.desc())
-        )
-    ).all()
-    if not tokens:
+    if await session.scalar(select(func.to_regprocedure(STORED_CREDENTIALS))) is not None:
+        # Every tenant's sessions, also for a role the tenant policies bind (revision 0006).
+        stored, newest = (await session.execute(text(f"SELECT * FROM {STORED_CREDENTIALS}"))).one()
+    else:  # a database at a revision before 0006 (read-only mode does not migrate)
+        token_column = CrawlSession.config["credentials"][ENCRYPTED].astext
+        tokens = (
+            await session.scalars(
+                select(token_column)
+                .where(token_column.is_not(None))
+                .order_by(CrawlSession.created_at.desc())
+            )
+        ).all()
+        stored, newest = len(tokens), (tokens[0] if tokens else None)
+    if not stored or newest is None:
         return 0
     if cipher is None:
         raise CredentialsUnavailable(
-            f"{len(tokens)} crawl session(s) hold encrypted site credentials but {KEY_SETTING} "
+            f"{stored} crawl session(s) hold encrypted site credentials but {KEY_SETTING} "
             "is not set: set it to the key(s) they were encrypted with"
         )
-    cipher.decrypt(tokens[0])
-    return len(tokens)
+    cipher.decrypt(newest)
+    return int(stored)
 
 
 async def rotate(session: AsyncSession, cipher: CredentialCipher) -> int:

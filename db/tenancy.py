@@ -59,6 +59,8 @@ def runtime_grants(role: str, schema: str = "public") -> list[str]:
         f"GRANT USAGE ON SCHEMA {where} TO {who}",
         f"GRANT {RUNTIME_PRIVILEGES} ON {tables} TO {who}",
         f"GRANT SELECT ON {where}.alembic_version TO {who}",
+        # The start-up credentials check, which the policies would blind (revision 0006).
+        f"GRANT EXECUTE ON FUNCTION {where}.bughive_stored_credentials() TO {who}",
     ]
 
 

@@ -130,7 +130,9 @@ def frontier_page_statement(limit: int, skip: int) -> str:
 # - ``claimed``: the lease itself, by primary key (``= ANY(ARRAY(…))``: the row estimate of a
 #   parameterized LIMIT must not tempt the planner into a hash join over the table); the
 #   final row(s) add the counts and the transaction's id (known once a row was locked; NULL
-#   when nothing was written), so the unit of work need not ask for it. A statement's
+#   when nothing was written), so the unit of work need not ask for it. Both updates also
+#   name the session (redundant here): on Citus (docs/scaling.md) that keeps the whole
+#   statement on the session's shard. A statement's
 #   snapshot does not see its own updates: ``waiting`` still counts this claim's fresh
 #   pages, and the repository subtracts them.
 _CLAIM_TEMPLATE = """
@@ -152,7 +154,7 @@ WITH crawl AS (
             'worker died or took longer than lease_seconds)', p.attempts),
         crawled_at = now(), claim_token = NULL, claimed_at = NULL, lease_expires_at = NULL,
         updated_at = now()
-    WHERE p.id = ANY(ARRAY(SELECT id FROM expired WHERE attempts >= $3))
+    WHERE p.id = ANY(ARRAY(SELECT id FROM expired WHERE attempts >= $3)) AND p.session_id = $1
     RETURNING p.id
 ), retry AS (
     SELECT id FROM expired WHERE attempts < $3 LIMIT {limit}
@@ -174,7 +176,7 @@ WITH crawl AS (
     SET status = 'crawling', claim_token = gen_random_uuid(), claimed_at = now(),
         lease_expires_at = now() + $2 * interval '1 second',
         attempts = p.attempts + 1, updated_at = now()
-    WHERE p.id = ANY(ARRAY(SELECT id FROM picked))
+    WHERE p.id = ANY(ARRAY(SELECT id FROM picked)) AND p.session_id = $1
     RETURNING p.*
 )
 SELECT crawl.status AS crawl_status,

@@ -311,3 +311,31 @@ async def test_the_tenant_binding_never_outlives_its_transaction_on_a_pooled_con
     assert len(backends) == 1
     assert all(setting == tenant and visible == [tenant] for tenant, setting, visible in seen)
     assert len(seen) == BLEED_TRANSACTIONS
+
+
+async def test_the_start_check_sees_every_tenants_stored_credentials(
+    runtime: Database, runtime_url: URL
+) -> None:
+    """The runtime role sees no rows outside a tenant, yet the start-up check must see every
+    tenant's encrypted credentials: without a key the server refuses to start, with the
+    right key it counts them (migration 0006's ``SECURITY DEFINER`` function)."""
+    from db.schemas import CrawlConfig, SiteCredentials
+    from db.secrets import CredentialsUnavailable, check_stored_credentials, cipher_of
+
+    login = SiteCredentials(username="qa", password="s3cret-for-the-crawler")
+    for tenant in (ACME, GLOBEX):
+        async with runtime.session(tenant=tenant) as s:
+            await CrawlSessionRepository(s).create_session(
+                f"https://{tenant}.example", CrawlConfig(credentials=login)
+            )
+    async with runtime.session() as s:  # no tenant: the policies hide every row
+        assert await s.scalar(text("SELECT count(*) FROM crawl_sessions")) == 0
+        assert await check_stored_credentials(s, cipher_of(s)) == 2
+
+    keyless = Database(make_config(encryption_key=None), url=runtime_url)
+    try:
+        async with keyless.session() as s:
+            with pytest.raises(CredentialsUnavailable, match="2 crawl session"):
+                await check_stored_credentials(s, cipher_of(s))
+    finally:
+        await keyless.close()
