@@ -63,6 +63,21 @@ def padded_initialize(size: int) -> bytes:
     return body + b" " * (size - len(body))
 
 
+def post_chunked(public_url: str, body: bytes) -> httpx2.Response:
+    """POST ``body`` in 1 KiB chunks, without a Content-Length (chunked transfer encoding)."""
+
+    def chunks() -> Iterator[bytes]:
+        for start in range(0, len(body), 1024):
+            yield body[start : start + 1024]
+
+    return httpx2.post(
+        f"{public_url}/mcp",
+        content=chunks(),
+        headers={**MCP_HEADERS, **AUTH, "Content-Type": "application/json"},
+        timeout=10,
+    )
+
+
 def test_a_request_under_the_limit_is_served(public_url: str) -> None:
     response = httpx2.post(
         f"{public_url}/mcp",
@@ -89,36 +104,14 @@ def test_a_body_over_the_limit_is_refused_with_413_naming_the_limit(public_url: 
 def test_a_chunked_body_over_the_limit_is_refused_with_413_naming_the_limit(
     public_url: str,
 ) -> None:
-    body = padded_initialize(LIMIT * 4)
-
-    def chunks() -> Iterator[bytes]:
-        for start in range(0, len(body), 1024):
-            yield body[start : start + 1024]
-
-    response = httpx2.post(
-        f"{public_url}/mcp",
-        content=chunks(),
-        headers={**MCP_HEADERS, **AUTH, "Content-Type": "application/json"},
-        timeout=10,
-    )
+    response = post_chunked(public_url, padded_initialize(LIMIT * 4))
 
     assert response.status_code == 413
     assert str(LIMIT) in response.text and "BUGHIVE_MAX_REQUEST_BYTES" in response.text
 
 
 def test_a_chunked_body_within_the_limit_is_served(public_url: str) -> None:
-    body = padded_initialize(LIMIT)
-
-    def chunks() -> Iterator[bytes]:
-        for start in range(0, len(body), 1024):
-            yield body[start : start + 1024]
-
-    response = httpx2.post(
-        f"{public_url}/mcp",
-        content=chunks(),
-        headers={**MCP_HEADERS, **AUTH, "Content-Type": "application/json"},
-        timeout=10,
-    )
+    response = post_chunked(public_url, padded_initialize(LIMIT))
 
     assert response.status_code == 200
     assert "serverInfo" in response.text
