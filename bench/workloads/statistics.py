@@ -1,5 +1,5 @@
 """4. Statistics at scale: ``get_bug_statistics`` and ``get_session_statistics`` (the
-repository methods the tools call, one transaction each) on sessions with 1k, 10k and 100k
+repository methods the tools call, in the unit of work each tool runs them in) on sessions with 1k, 10k and 100k
 bugs inside a database of 1,000,000 pages, vs one hand-written SQL pass each through raw
 asyncpg. Target: ≤ 1.2x on the 100k-bug session; the smaller ones show the growth."""
 
@@ -53,7 +53,7 @@ async def run(ctx: BenchContext) -> WorkloadResult:
                     session_id: uuid.UUID = session_id, bugs: int = bugs
                 ) -> Metrics:
                     async def step(_: int) -> None:
-                        async with database.session() as s:
+                        async with database.session(single_statement=True) as s:  # as the tool
                             stats = await BugRepository(s).get_bug_statistics(session_id)
                         if stats.total != bugs:
                             raise BenchError(f"bug statistics counted {stats.total} bugs")

@@ -142,7 +142,7 @@ async def get_critical_bugs(
 async def get_bug_statistics(session_id: SessionId, ctx: AppContext) -> BugStatistics:
     """Counts of a session's bugs by priority, category and status, and the average
     confidence."""
-    async with unit_of_work(ctx) as s:
+    async with unit_of_work(ctx, single_statement=True) as s:  # BUG_STATISTICS
         return await BugRepository(s).get_bug_statistics(session_id)
 
 

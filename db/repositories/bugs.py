@@ -16,7 +16,7 @@ from db.enums import BugCategory, BugPriority, BugStatus
 from db.errors import InvalidArgument, InvalidTransition, NotFound
 from db.fingerprint import bug_fingerprint
 from db.models import Bug, Page
-from db.repositories.base import Repository, count_by, counts_from_row
+from db.repositories.base import Repository, counts_from_row
 from db.schemas import (
     BugFiled,
     BugList,
@@ -282,37 +282,51 @@ class BugRepository(Repository):
 
     async def get_bug_statistics(self, session_id: uuid.UUID) -> BugStatistics:
         """Totals by priority, category and status plus the average confidence, computed in
-        one SQL pass (``count(*) FILTER``) over the session's bugs."""
-        await self._require_session(session_id)
-        priorities = [p.value for p in BugPriority]
-        categories = [c.value for c in BugCategory]
-        statuses = [s.value for s in BugStatus]
-        row = (
-            (
-                await self.session.execute(
-                    select(
-                        func.count().label("total"),
-                        func.coalesce(func.sum(Bug.occurrences), 0).label("occurrences"),
-                        func.avg(Bug.confidence).label("average_confidence"),
-                        *count_by(Bug.priority, priorities),
-                        *count_by(Bug.category, categories),
-                        *count_by(Bug.status, statuses),
-                    ).where(Bug.session_id == session_id)
-                )
-            )
-            .one()
-            ._mapping
-        )
+        one SQL pass (``count(*) FILTER``) over the session's bugs.
+
+        One statement (:data:`BUG_STATISTICS`, on the driver path): the session check and the
+        pass, where they were two statements (four round trips with the transaction)."""
+        conn = await driver_connection(self.session)
+        row = await conn.fetchrow(BUG_STATISTICS, session_id)
+        if row is None or not row["known"]:
+            raise NotFound("crawl session", session_id, field="session_id")
         average = row["average_confidence"]
         return BugStatistics(
             session_id=session_id,
             total=int(row["total"]),
             total_occurrences=int(row["occurrences"]),
-            by_priority=counts_from_row(row, "priority", priorities),
-            by_category=counts_from_row(row, "category", categories),
-            by_status=counts_from_row(row, "status", statuses),
+            by_priority=counts_from_row(row, "priority", _PRIORITIES),
+            by_category=counts_from_row(row, "category", _CATEGORIES),
+            by_status=counts_from_row(row, "status", _STATUSES),
             average_confidence=None if average is None else round(float(average), 4),
         )
+
+
+_PRIORITIES = [p.value for p in BugPriority]
+_CATEGORIES = [c.value for c in BugCategory]
+_STATUSES = [s.value for s in BugStatus]
+
+
+def _counts(column: str, values: list[str]) -> str:
+    """``count(*) FILTER (WHERE column = 'value') AS "column__value"`` for every value, labelled
+    as :func:`db.repositories.base.count_by` labels them (values are the enums', not input)."""
+    return ",\n        ".join(
+        f"count(*) FILTER (WHERE {column} = '{value}') AS \"{column}__{value}\"" for value in values
+    )
+
+
+# get_bug_statistics in one statement, $1: session_id. An aggregate without GROUP BY always
+# returns its one row; ``known`` is NULL when there is no such session. The pass filters on
+# ``session_id = $1`` itself (not through a join), so it is planned for that session.
+BUG_STATISTICS = f"""
+SELECT (SELECT true FROM crawl_sessions WHERE id = $1) AS known,
+    count(*) AS total, coalesce(sum(occurrences), 0) AS occurrences,
+    avg(confidence) AS average_confidence,
+    {_counts("priority", _PRIORITIES)},
+    {_counts("category", _CATEGORIES)},
+    {_counts("status", _STATUSES)}
+FROM bugs WHERE session_id = $1
+"""
 
 
 def _enum_value(
