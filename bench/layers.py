@@ -31,9 +31,7 @@ from bench.datagen import DataGenerator, GenerationLog
 from bench.floor import CLAIM, RELEASE_CLAIMS, trivial_server
 from bench.postgres import BenchPostgres, asyncpg_dsn
 from bench.workloads.common import call_tool
-from bughive_mcp.arguments import keep_text_arguments
-from bughive_mcp.schema_budget import compact_schema, minimal_output_schema
-from bughive_mcp.server import BugHiveServer
+from bughive_mcp.server import BugHiveServer, shape_tool
 from db.database import Database
 from db.driver import driver_connection
 from db.repositories.pages import PageRepository, claim_statement, frontier_page_statement
@@ -171,11 +169,8 @@ def answering_server(server: MCPServer[Any], answer: PageList, *, bughive: bool)
 
     server.add_tool(get_pages_to_crawl)
     registered = server._tool_manager.get_tool("get_pages_to_crawl")
-    if bughive and registered is not None and registered.output_schema is not None:
-        keep_text_arguments(registered)
-        registered.parameters = compact_schema(registered.parameters, keep_docs=True)
-        registered.parameters["additionalProperties"] = False
-        registered.output_schema = minimal_output_schema(registered.output_schema)
+    if bughive and registered is not None:
+        shape_tool(registered)
     return server
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
+from mcp.server.mcpserver.tools import Tool
 from mcp.types import CallToolResult, InputRequiredResult
 
 from bughive_mcp.arguments import keep_text_arguments
@@ -156,6 +157,22 @@ def _nul_paths(value: Any, path: str) -> Iterator[str]:
             yield from _nul_paths(item, f"{path}.{index}")
 
 
+def shape_tool(registered: Tool, output_schemas: str = "compact") -> None:
+    """BugHive's argument handling and schemas on a registered tool: text arguments kept as
+    sent, compact input schema refusing unknown arguments, and the output schema minimal
+    (or, with ``output_schemas="full"``, complete but compact)."""
+    keep_text_arguments(registered)
+    registered.parameters = compact_schema(registered.parameters, keep_docs=True)
+    # Tell clients up front that unknown arguments are refused.
+    registered.parameters["additionalProperties"] = False
+    if registered.output_schema is not None:
+        registered.output_schema = (
+            compact_schema(registered.output_schema, keep_docs=True)
+            if output_schemas == "full"
+            else minimal_output_schema(registered.output_schema)
+        )
+
+
 def build_server(
     settings: ServerSettings | None = None, db_config: DatabaseConfig | None = None
 ) -> BugHiveServer:
@@ -183,16 +200,7 @@ def build_server(
         )
         registered = server._tool_manager.get_tool(spec.name)
         if registered is not None:
-            keep_text_arguments(registered)
-            registered.parameters = compact_schema(registered.parameters, keep_docs=True)
-            # Tell clients up front that unknown arguments are refused.
-            registered.parameters["additionalProperties"] = False
-            if registered.output_schema is not None:
-                registered.output_schema = (
-                    compact_schema(registered.output_schema, keep_docs=True)
-                    if settings.output_schemas == "full"
-                    else minimal_output_schema(registered.output_schema)
-                )
+            shape_tool(registered, settings.output_schemas)
     register_resources(server)
     register_prompts(server)
     return server

@@ -53,11 +53,6 @@ class PoolLease:
         self._transaction: Transaction | None = None
 
     @property
-    def autocommit(self) -> bool:
-        """Whether each statement commits by itself (a single-statement unit of work)."""
-        return not self._wants_transaction
-
-    @property
     def used(self) -> bool:
         return self._checked_out is not None
 
@@ -151,9 +146,3 @@ async def driver_connection(session: AsyncSession) -> asyncpg.Connection:
     if adapter._transaction is None:
         await adapter._start_transaction()
     return cast(asyncpg.Connection, adapter._connection)
-
-
-def autocommitted(session: AsyncSession) -> bool:
-    """Whether ``session``'s driver statements commit by themselves (see above)."""
-    lease = session.info.get(LEASE_KEY)
-    return isinstance(lease, PoolLease) and lease.autocommit
