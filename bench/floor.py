@@ -2,6 +2,8 @@
 
 - ``trivial_server``: a separate ``MCPServer`` with one trivial tool (``ping``), reached over the
   same transport as BugHive — the SDK's own per-call cost.
+- ``composed_server``: the same trivial tool, awaiting the floor's SQL before it answers — the
+  two floors as one call (an informative figure: issue 5's floor is their sum, measured apart).
 - ``RawSql``: SQL through raw ``asyncpg``. For a tool, the *same* statements the repository
   sends (imported from it), sent the same way — one transaction, or autocommit for a
   single-statement tool — so the ratio isolates SQLAlchemy's session, pydantic and the tool
@@ -10,6 +12,7 @@
 """
 
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
@@ -33,6 +36,28 @@ def trivial_server() -> MCPServer:
     @server.tool()
     async def ping(n: int) -> Pong:
         """Answer at once."""
+        return Pong(ok=True, n=n)
+
+    return server
+
+
+def composed_server(work: Callable[[], Awaitable[object]]) -> MCPServer:
+    """``trivial_server``'s ``ping``, awaiting ``work`` (the floor's SQL) before it answers.
+
+    Issue 5's floor is the sum of ``ping`` and the SQL, each timed in a loop of its own. Neither
+    loop ever waits: ``ping`` completes without yielding to the event loop, the SQL loop does
+    nothing but wait. One call that does both — the least any tool running that SQL can cost —
+    measured 1.14-1.22x that sum on this machine (workload 1, ``python -m bench.layers``): the
+    call now yields to the event loop, and after the wait on the socket the same Python work
+    runs slower (cProfile: ping's pydantic validation 1.5x slower per call; caches and 2 CPUs
+    shared with the PostgreSQL backend).
+    Workload 1 reports it next to the sum so a reader can tell that part from BugHive's."""
+    server = MCPServer("bench-composed-floor")
+
+    @server.tool()
+    async def ping(n: int) -> Pong:
+        """Run the floor's SQL, then answer."""
+        await work()
         return Pong(ok=True, n=n)
 
     return server

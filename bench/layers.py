@@ -2,8 +2,8 @@
 
 The same work timed from the bare statement up to the tool — raw asyncpg, then inside
 ``Database.session()``, then the repository, then the tool through the in-memory client (next
-to the trivial ``ping`` tool) — for ``get_pages_to_crawl`` on 10,000 pending pages and for a
-claim on 200,000; then the tool layer alone, without a database: ``ping`` against a tool of
+to the trivial ``ping`` tool, alone and awaiting the raw statement) — for
+``get_pages_to_crawl`` on 10,000 pending pages and for a claim on 200,000; then the tool layer alone, without a database: ``ping`` against a tool of
 ``get_pages_to_crawl``'s signature returning a ready 10-page answer, on a bare ``MCPServer`` and
 on BugHive's. Each line is the mean of 1,000 sequential calls after 100 warm-up calls, in one
 process on a throwaway embedded PostgreSQL (about a minute). docs/benchmarks.md ("What limits
@@ -28,7 +28,7 @@ from pydantic import Field
 
 from bench.context import QUICK, BenchContext
 from bench.datagen import DataGenerator, GenerationLog
-from bench.floor import CLAIM, RELEASE_CLAIMS, trivial_server
+from bench.floor import CLAIM, RELEASE_CLAIMS, composed_server, trivial_server
 from bench.postgres import BenchPostgres, asyncpg_dsn
 from bench.workloads.common import call_tool
 from bughive_mcp.server import BugHiveServer, shape_tool
@@ -91,7 +91,11 @@ async def frontier_look(ctx: BenchContext) -> None:
             async with database.session(writes=False, single_statement=True) as s:
                 await PageRepository(s).get_pages_to_crawl(sid, 10)
 
-        async with Client(ctx.server(database.url)) as client, Client(trivial_server()) as floor:
+        async with (
+            Client(ctx.server(database.url)) as client,
+            Client(trivial_server()) as floor,
+            Client(composed_server(raw)) as composed,
+        ):
             arguments = {"session_id": str(sid), "limit": 10}
 
             async def tool() -> None:
@@ -100,10 +104,14 @@ async def frontier_look(ctx: BenchContext) -> None:
             async def ping() -> None:
                 await call_tool(floor, "ping", {"n": 1})
 
+            async def ping_with_statement() -> None:
+                await call_tool(composed, "ping", {"n": 1})
+
             await timed("the statement, raw asyncpg connection", raw)
             await timed("the statement in Database.session()", in_session)
             await timed("PageRepository.get_pages_to_crawl in Database.session()", repository)
             await timed("trivial ping tool (in-memory client)", ping)
+            await timed("trivial ping tool awaiting the raw statement", ping_with_statement)
             await timed("get_pages_to_crawl tool (in-memory client)", tool)
 
 
