@@ -31,6 +31,7 @@ TRACKING_PARAMS = frozenset(
     {"gclid", "dclid", "fbclid", "msclkid", "yclid", "mc_cid", "mc_eid", "_ga", "_gl", "igshid"}
 )
 DEFAULT_PORTS = {"http": "80", "https": "443"}
+MAX_PORT = 65535
 
 # The clean shape of an absolute http(s) URL that ``url_normalize`` leaves alone except for
 # scheme/host case and a default port. Every character class is ASCII and excludes ``%``
@@ -133,6 +134,12 @@ def _library_parts(url: str, raw: str) -> _Parts:
     if split.scheme.lower() not in ("http", "https") or not split.netloc:
         raise InvalidUrl(f"{url!r} is not an absolute http(s) URL")
     try:
+        split.port  # noqa: B018 - raises for a port that is not a number in 0-65535
+    except ValueError as exc:
+        raise InvalidUrl(
+            f"{url!r} is not a valid URL: the port must be a number from 0 to {MAX_PORT} ({exc})"
+        ) from None
+    try:
         normalized = url_normalize(raw)
     except (ValueError, UnicodeError) as exc:
         raise InvalidUrl(f"{url!r} cannot be normalized: {exc}") from None
@@ -195,6 +202,8 @@ def _plain_netloc(scheme: str, netloc: str) -> str | None:
     if not _PLAIN_HOST.fullmatch(host):
         return None
     if port:
+        if int(port) > MAX_PORT:
+            return None  # the general path refuses it
         port = str(int(port))
         if DEFAULT_PORTS[scheme] == port:
             port = ""

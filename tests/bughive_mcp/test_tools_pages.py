@@ -275,12 +275,19 @@ async def test_bulk_create_pages_refuses_an_unparsable_url_and_stores_the_rest(
         client,
         "bulk_create_pages",
         session_id=session["id"],
-        pages=[{"url": f"{BASE_URL}/a"}, {"url": "http://a["}, {"url": f"{BASE_URL}/b"}],
+        pages=[
+            {"url": f"{BASE_URL}/a"},
+            {"url": "http://a["},
+            {"url": "https://shop.example:99999/c"},
+            {"url": f"{BASE_URL}/b"},
+        ],
     )
 
     assert [ref["url"] for ref in result["created"]] == [f"{BASE_URL}/a", f"{BASE_URL}/b"]
-    assert [item["url"] for item in result["refused"]] == ["http://a["]
-    assert "is not a valid URL" in result["refused"][0]["reason"]
+    refused = result["refused"]
+    assert [item["url"] for item in refused] == ["http://a[", "https://shop.example:99999/c"]
+    assert "is not a valid URL" in refused[0]["reason"]
+    assert "the port must be a number from 0 to 65535" in refused[1]["reason"]
     assert (await get_session(client, session["id"]))["pages_discovered"] == 2
 
 

@@ -123,6 +123,17 @@ async def test_create_session_refuses_a_base_url_that_is_not_http(client: Client
     assert "'base_url'" in message
 
 
+async def test_create_session_refuses_a_base_url_with_a_port_that_is_no_port(
+    client: Client,
+) -> None:
+    message = await call_error(client, "create_session", base_url="https://shop.example:x/")
+
+    assert "'base_url'" in message
+    assert "the port must be a number from 0 to 65535" in message
+    listed = await call_ok(client, "list_sessions")
+    assert listed["total"] == 0
+
+
 async def test_create_session_names_the_missing_base_url(client: Client) -> None:
     message = await call_error(client, "create_session")
 

@@ -99,6 +99,33 @@ def test_urls_that_urlsplit_refuses_are_invalid_urls(bad: str) -> None:
         normalize_url(bad)
 
 
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "https://s.example:x/",
+        "https://s.example:99999/a",
+        "http://s.example:-1",
+        "http://s.example: 80/",
+    ],
+)
+def test_a_port_that_is_no_number_in_range_is_refused(bad: str) -> None:
+    """url_normalize keeps any port: such a link was stored, and a session accepted it as its
+    base URL. It is refused, saying what a port must be."""
+    with pytest.raises(InvalidUrl, match="the port must be a number from 0 to 65535"):
+        normalize_url(bad)
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("http://s.example:65535/", "http://s.example:65535/"),
+        ("http://s.example:080/", "http://s.example/"),
+    ],
+)
+def test_ports_in_range_are_kept_or_dropped_when_default(url: str, expected: str) -> None:
+    assert normalize_url(url) == expected
+
+
 def test_patterns_starting_with_a_slash_match_the_path() -> None:
     assert matches("https://s.example/blog/post?x=1", "/blog/*")
     assert not matches("https://s.example/shop/blog", "/blog/*")
@@ -124,6 +151,12 @@ def _reference_normalize_url(
         raise InvalidUrl(f"{url!r} is not a valid URL: {exc}") from None
     if scheme.lower() not in ("http", "https") or not netloc:
         raise InvalidUrl(f"{url!r} is not an absolute http(s) URL")
+    try:
+        urlsplit(raw).port  # noqa: B018 - url_normalize keeps any port, "x" and 99999 too
+    except ValueError as exc:
+        raise InvalidUrl(
+            f"{url!r} is not a valid URL: the port must be a number from 0 to 65535 ({exc})"
+        ) from None
     try:
         normalized = url_normalize(raw)
     except (ValueError, UnicodeError) as exc:
