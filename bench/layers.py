@@ -3,20 +3,25 @@
 The same work timed from the bare statement up to the tool — raw asyncpg, then inside
 ``Database.session()``, then the repository, then the tool through the in-memory client (next
 to the trivial ``ping`` tool, alone and awaiting the raw statement) — for
-``get_pages_to_crawl`` on 10,000 pending pages and for a claim on 200,000; then the tool layer alone, without a database: ``ping`` against a tool of
+``get_pages_to_crawl`` on 10,000 pending pages and for a claim on 200,000; the same tool built
+up from the floor (``ping`` awaiting the raw statement) one layer at a time, the variants
+taking turns; then the tool layer alone, without a database: ``ping`` against a tool of
 ``get_pages_to_crawl``'s signature returning a ready 10-page answer, on a bare ``MCPServer`` and
-on BugHive's. Each line is the mean of 1,000 sequential calls after 100 warm-up calls, in one
-process on a throwaway embedded PostgreSQL (about a minute). docs/benchmarks.md ("What limits
+on BugHive's. Each line is the mean of 1,000 sequential calls after 100 warm-up calls (in the
+built-up section: the median of 15 rounds of 200), in one process on a throwaway embedded
+PostgreSQL (about a minute). docs/benchmarks.md ("What limits
 each figure") quotes its output.
 """
 
 import logging
+import statistics
 import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -33,12 +38,19 @@ from bench.postgres import BenchPostgres, asyncpg_dsn
 from bench.workloads.common import call_tool
 from bughive_mcp.server import BugHiveServer, shape_tool
 from db.database import Database
-from db.driver import driver_connection
-from db.repositories.pages import PageRepository, claim_statement, frontier_page_statement
+from db.driver import PoolLease, driver_connection
+from db.repositories.pages import (
+    PageRepository,
+    claim_statement,
+    frontier_page,
+    frontier_page_statement,
+)
 from db.schemas import PageList, PagePublic
 
 CALLS = 1_000
 WARMUP = 100
+ROUNDS = 15
+ROUND_CALLS = 200
 
 
 def show(line: str) -> None:
@@ -115,6 +127,84 @@ async def frontier_look(ctx: BenchContext) -> None:
             await timed("get_pages_to_crawl tool (in-memory client)", tool)
 
 
+async def interleaved(steps: list[tuple[str, Callable[[], Awaitable[object]]]]) -> None:
+    """Each step timed in ``ROUNDS`` rounds of ``ROUND_CALLS`` calls, the steps taking turns;
+    the median round per step (with the quartiles): steps that differ by a few hundredths of
+    a millisecond, compared on the same moments of the machine."""
+    rounds: dict[str, list[float]] = {label: [] for label, _ in steps}
+    for _ in range(ROUNDS):
+        for label, step in steps:
+            for _ in range(ROUND_CALLS // 10):
+                await step()
+            started = time.perf_counter()
+            for _ in range(ROUND_CALLS):
+                await step()
+            rounds[label].append((time.perf_counter() - started) / ROUND_CALLS * 1000)
+    for label, figures in rounds.items():
+        low, middle, high = statistics.quantiles(figures, n=4)
+        show(f"  {label:58s} {middle:7.3f} ms  (quartiles {low:.3f}-{high:.3f})")
+
+
+async def peeled(ctx: BenchContext) -> None:
+    """The get_pages_to_crawl tool, built up from the composed floor one layer at a time."""
+    async with frontier(ctx, "layers_peeled", 10_000) as (conn, database, sid):
+        show(
+            "get_pages_to_crawl(limit=10) built up from the floor, 10,000 pending pages "
+            f"(median of {ROUNDS} interleaved rounds):"
+        )
+        statement = frontier_page_statement(10, 0)
+        answer = ready_answer()
+
+        async def raw() -> None:
+            await conn.fetch(statement, sid)
+
+        async def ready_after_statement(session_id: uuid.UUID, limit: int) -> PageList:
+            await conn.fetch(statement, session_id)
+            return answer
+
+        async def built_from_rows(session_id: uuid.UUID, limit: int) -> PageList:
+            return frontier_page(await conn.fetch(statement, session_id), 0, limit)
+
+        async def on_pool_lease(session_id: uuid.UUID, limit: int) -> PageList:
+            lease = PoolLease(database.engine, transaction=False)
+            try:
+                rows = await (await lease.connection()).fetch(statement, session_id)
+            finally:
+                await lease.release()
+            return frontier_page(rows, 0, limit)
+
+        async def in_unit_of_work(session_id: uuid.UUID, limit: int) -> PageList:
+            async with database.session(writes=False, single_statement=True) as s:
+                return await PageRepository(s).get_pages_to_crawl(session_id, limit)
+
+        bodies = [
+            ("+ BugHive's tool layer, a ready 10-page answer", ready_after_statement),
+            ("+ the answer built from the rows (frontier_page)", built_from_rows),
+            ("+ the connection leased from SQLAlchemy's pool", on_pool_lease),
+            ("+ Database.session() and the repository", in_unit_of_work),
+        ]
+        arguments = {"session_id": str(sid), "limit": 10}
+        async with AsyncExitStack() as stack:
+            floor = await stack.enter_async_context(Client(trivial_server()))
+            composed = await stack.enter_async_context(Client(composed_server(raw)))
+            steps: list[tuple[str, Callable[[], Awaitable[object]]]] = [
+                ("trivial ping tool", partial(call_tool, floor, "ping", {"n": 1})),
+                ("the statement, raw asyncpg connection", raw),
+                ("ping awaiting the statement (both floors in one call)",
+                 partial(call_tool, composed, "ping", {"n": 1})),
+            ]  # fmt: skip
+            for label, body in bodies:
+                server = answering_server(BugHiveServer("peeled"), body, bughive=True)
+                client = await stack.enter_async_context(Client(server))
+                steps.append((label, partial(call_tool, client, "get_pages_to_crawl", arguments)))
+            client = await stack.enter_async_context(Client(ctx.server(database.url)))
+            steps.append(
+                ("the get_pages_to_crawl tool (+ choosing the unit of work)",
+                 partial(call_tool, client, "get_pages_to_crawl", arguments))
+            )  # fmt: skip
+            await interleaved(steps)
+
+
 async def claim(ctx: BenchContext) -> None:
     async with frontier(ctx, "layers_claim", 200_000) as (conn, database, sid):
         show("claim of 10 pages, 200,000 pending, 1 worker:")
@@ -163,23 +253,34 @@ def ready_answer() -> PageList:
     return PageList(items=pages, total=100, skip=0, limit=10, has_more=True, next_skip=10)
 
 
-def answering_server(server: MCPServer[Any], answer: PageList, *, bughive: bool) -> MCPServer[Any]:
-    """``server`` with one tool named and typed like ``get_pages_to_crawl`` that returns
-    ``answer``; with ``bughive``, its schemas and argument handling set up as build_server does."""
+# What a get_pages_to_crawl-shaped tool does for (session_id, limit): its answer.
+Body = Callable[[uuid.UUID, int], Awaitable[PageList]]
+
+
+def answering_server(server: MCPServer[Any], body: Body, *, bughive: bool) -> MCPServer[Any]:
+    """``server`` with one tool named and typed like ``get_pages_to_crawl`` that answers with
+    ``body``; with ``bughive``, its schemas and argument handling set up as build_server does."""
 
     async def get_pages_to_crawl(
         session_id: uuid.UUID,
         limit: Annotated[int, Field(ge=1, le=100)] = 10,
         skip: Annotated[int, Field(ge=0)] = 0,
     ) -> PageList:
-        """A ready answer."""
-        return answer
+        """Answers with ``body``."""
+        return await body(session_id, limit)
 
     server.add_tool(get_pages_to_crawl)
     registered = server._tool_manager.get_tool("get_pages_to_crawl")
     if bughive and registered is not None:
         shape_tool(registered)
     return server
+
+
+def ready(answer: PageList) -> Body:
+    async def body(session_id: uuid.UUID, limit: int) -> PageList:
+        return answer
+
+    return body
 
 
 async def tool_layer() -> None:
@@ -190,13 +291,13 @@ async def tool_layer() -> None:
         ("trivial ping tool", trivial_server(), "ping", {"n": 1}),
         (
             "bare MCPServer, the SDK's full output schema",
-            answering_server(MCPServer("bare"), answer, bughive=False),
+            answering_server(MCPServer("bare"), ready(answer), bughive=False),
             "get_pages_to_crawl",
             arguments,
         ),
         (
             "BugHiveServer: call boundary, minimal output schema",
-            answering_server(BugHiveServer("bughive"), answer, bughive=True),
+            answering_server(BugHiveServer("bughive"), ready(answer), bughive=True),
             "get_pages_to_crawl",
             arguments,
         ),
@@ -216,6 +317,7 @@ async def main() -> None:
     try:
         ctx = BenchContext(postgres, QUICK, 1, 5, GenerationLog(), Path("."))
         await frontier_look(ctx)
+        await peeled(ctx)
         await claim(ctx)
         await tool_layer()
     finally:

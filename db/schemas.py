@@ -241,15 +241,6 @@ class BulkCreateResult(BaseModel):
             refused_count=len(refused),
         )
 
-    @classmethod
-    def merge(cls, parts: "list[BulkCreateResult]") -> "BulkCreateResult":
-        """One result for a batch recorded in several chunks (in order)."""
-        return cls.of(
-            [ref for part in parts for ref in part.created],
-            [ref for part in parts for ref in part.existing],
-            [item for part in parts for item in part.refused],
-        )
-
 
 class BugPublic(OutputModel):
     id: uuid.UUID

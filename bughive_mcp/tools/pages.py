@@ -25,7 +25,6 @@ from db.untrusted import UNTRUSTED
 
 MAX_JSON_BYTES = 256 * 1024
 MAX_JSON_DEPTH = 32
-PROGRESS_CHUNK = 1000
 INT32_MAX = 2**31 - 1
 
 
@@ -97,18 +96,12 @@ async def bulk_create_pages(
     """Record all links found on a page in one call (up to 10,000). URLs are normalized;
     already-known ones are listed under existing, out-of-limits ones under refused (with the
     reason); only new ones raise pages_discovered."""
-    # Large batches are recorded in chunks (one transaction still) so the client can show
-    # progress; a small batch is one statement.
-    parts: list[BulkCreateResult] = []
+
+    async def report(done: int, total: int) -> None:  # large batches: the client shows progress
+        await ctx.report_progress(done, total, f"{done} of {total} new pages recorded")
+
     async with unit_of_work(ctx) as s:
-        repository = PageRepository(s)
-        for start in range(0, len(pages), PROGRESS_CHUNK):
-            chunk = pages[start : start + PROGRESS_CHUNK]
-            parts.append(await repository.bulk_create(chunk, session_id=session_id))
-            if len(pages) > PROGRESS_CHUNK:
-                done = start + len(chunk)
-                await ctx.report_progress(done, len(pages), f"{done} of {len(pages)} pages")
-    return BulkCreateResult.merge(parts)
+        return await PageRepository(s).bulk_create(pages, session_id=session_id, progress=report)
 
 
 @tool("Get page", toolset="frontier", read_only=True)

@@ -16,7 +16,7 @@ nothing.
 import functools
 import json
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -55,6 +55,11 @@ from db.secrets import without_credentials
 PAGES = Page.metadata.tables[Page.__tablename__]  # typed as a Table (a Core insert)
 OPEN_SESSION_STATUSES = (SessionStatus.PENDING, SessionStatus.RUNNING)
 MAX_BULK_PAGES = 10_000
+# New pages per INSERT of bulk_create: each chunk written is one progress report.
+INSERT_CHUNK = 1000
+
+# Told (done, total) new pages written as a large bulk_create goes.
+Progress = Callable[[int, int], Awaitable[None]]
 MAX_GRAPH_NODES = 5_000
 MAX_CLAIM = 100
 DEFAULT_LEASE_SECONDS = 300
@@ -113,6 +118,14 @@ def frontier_page_statement(limit: int, skip: int) -> str:
     """get_pages_to_crawl's statement for one page of the frontier (bounds checked by the
     caller). A look at the first page, the usual one, is one prepared statement per limit."""
     return _FRONTIER_PAGE_TEMPLATE.format(limit=int(limit), skip=int(skip))
+
+
+def frontier_page(rows: Sequence[Mapping[str, Any]], skip: int, limit: int) -> PageList:
+    """The answer of get_pages_to_crawl from its statement's rows (at least one: a session
+    without pending pages gives one row of NULL page columns and the total)."""
+    items = [PagePublic.model_validate(dict(r)) for r in rows if r["id"] is not None]
+    page = Pagination.of(int(rows[0]["total"]), skip, limit, len(items))
+    return PageList(items=items, **page.model_dump())
 
 
 # The whole claim in one statement (one round trip, on the driver path: db.driver), with
@@ -289,11 +302,15 @@ class PageRepository(Repository):
         pages: Sequence[NewPage | Mapping[str, Any]],
         *,
         session_id: uuid.UUID | None = None,
+        progress: Progress | None = None,
     ) -> BulkCreateResult:
-        """Insert many discovered pages in one statement (``unnest`` + ``ON CONFLICT DO
-        NOTHING``). URLs are normalized first; duplicates — in the batch or already stored —
-        are skipped, not errors; URLs outside the crawl limits (origin, depth, patterns,
-        ``max_pages``) are refused with the reason. Nothing refused is stored.
+        """Insert many discovered pages (``unnest`` + ``ON CONFLICT DO NOTHING``, one statement
+        per ``INSERT_CHUNK`` new pages). URLs are normalized first; duplicates — in the batch or
+        already stored — are skipped, not errors; URLs outside the crawl limits (origin, depth,
+        patterns, ``max_pages``) are refused with the reason. Nothing refused is stored.
+
+        The session is locked, judged against and counted once per batch, however many chunks
+        it takes; ``progress`` hears after each chunk when there is more than one.
 
         All pages belong to one session: ``session_id`` here, or the ``session_id`` key of each
         mapping (as in the architecture notes)."""
@@ -328,7 +345,9 @@ class PageRepository(Repository):
             refused.append(
                 RefusedPage(url=candidates[url].url, reason="the session reached its max_pages")
             )
-        created = await self._insert(session_id, {url: candidates[url] for url in fresh[:capacity]})
+        created = await self._insert_in_chunks(
+            session_id, {url: candidates[url] for url in fresh[:capacity]}, progress
+        )
         # Rows already stored (or, after a look-up, inserted by another writer since) count
         # as existing.
         stored = {r.url for r in created}  # built once: per URL it made the batch O(n²)
@@ -351,6 +370,18 @@ class PageRepository(Repository):
             )
         )
         return {r.url: r.id for r in rows}
+
+    async def _insert_in_chunks(
+        self, session_id: uuid.UUID, batch: dict[str, NewPage], progress: Progress | None
+    ) -> list[PageRef]:
+        urls = list(batch)
+        created: list[PageRef] = []
+        for start in range(0, len(urls), INSERT_CHUNK):
+            chunk = urls[start : start + INSERT_CHUNK]
+            created += await self._insert(session_id, {url: batch[url] for url in chunk})
+            if progress is not None and len(urls) > INSERT_CHUNK:
+                await progress(start + len(chunk), len(urls))
+        return created
 
     async def _insert(self, session_id: uuid.UUID, batch: dict[str, NewPage]) -> list[PageRef]:
         if not batch:
@@ -405,9 +436,7 @@ class PageRepository(Repository):
         rows = await conn.fetch(frontier_page_statement(limit, skip), session_id)
         if not rows:
             raise NotFound("crawl session", session_id, field="session_id")
-        items = [PagePublic.model_validate(dict(r)) for r in rows if r["id"] is not None]
-        page = Pagination.of(int(rows[0]["total"]), skip, limit, len(items))
-        return PageList(items=items, **page.model_dump())
+        return frontier_page(rows, skip, limit)
 
     # --- the frontier ----------------------------------------------------------------------
 

@@ -241,6 +241,36 @@ async def test_bulk_create_inserts_in_one_statement(db: Database) -> None:
     assert len(inserts) == 1
 
 
+async def test_a_large_bulk_create_locks_and_counts_the_session_once_and_reports_progress(
+    db: Database, raw: asyncpg.Connection
+) -> None:
+    """2,500 new pages (and a repeat of one across the old chunk border): three INSERTs of at
+    most 1,000, one session lock and one counter update for the whole batch, progress after
+    each INSERT, the repeated URL created once."""
+    session = await make_session(db, max_pages=5000)
+    batch = [NewPage(url=url(f"p{i}"), depth=1) for i in range(2500)]
+    batch.insert(1500, NewPage(url=url("p10"), depth=1))
+    reports: list[tuple[int, int]] = []
+
+    async def progress(done: int, total: int) -> None:
+        reports.append((done, total))
+
+    with statements_of(db) as seen:
+        async with db.session() as s:
+            result = await PageRepository(s).bulk_create(
+                batch, session_id=session.id, progress=progress
+            )
+
+    assert (result.created_count, result.existing_count) == (2500, 0)
+    assert reports == [(1000, 2500), (2000, 2500), (2500, 2500)]
+    starts = Counter(" ".join(sql.split()[:3]).upper() for sql in seen)
+    assert starts["INSERT INTO PAGES"] == 3
+    assert sum(n for start, n in starts.items() if start.startswith("UPDATE CRAWL_SESSIONS")) == 1
+    locks = [sql for sql in seen if "FOR NO KEY UPDATE" in sql and "crawl_sessions" in sql]
+    assert len(locks) == 1
+    assert await pages_discovered(raw, session.id) == 2500
+
+
 async def test_bulk_create_of_nothing_creates_nothing(
     db: Database, raw: asyncpg.Connection
 ) -> None:
