@@ -226,6 +226,26 @@ class BulkCreateResult(BaseModel):
     created_count: int
     existing_count: int
     refused_count: int = 0
+    truncated: bool = Field(
+        default=False,
+        description="True when a list holds only its first max_listed entries; counts are exact.",
+    )
+
+    def listing_at_most(self, max_listed: int) -> "BulkCreateResult":
+        """This result with each list cut to its first ``max_listed`` entries (counts kept).
+
+        An agent's answer must fit its context: 10,000 new pages listed are ~1 MB of JSON,
+        where Claude Code refuses a tool answer over 25,000 tokens by default."""
+        if max(len(self.created), len(self.existing), len(self.refused)) <= max_listed:
+            return self
+        return self.model_copy(
+            update={
+                "created": self.created[:max_listed],
+                "existing": self.existing[:max_listed],
+                "refused": self.refused[:max_listed],
+                "truncated": True,
+            }
+        )
 
     @classmethod
     def of(

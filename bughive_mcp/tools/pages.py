@@ -92,6 +92,9 @@ async def bulk_create_pages(
     session_id: SessionId,
     pages: Annotated[list[NewPage], Field(min_length=1, max_length=10_000)],
     ctx: AppContext,
+    max_listed: Annotated[
+        int, Field(ge=0, le=10_000, description="Cap on entries per list; counts are exact.")
+    ] = 100,
 ) -> BulkCreateResult:
     """Record all links found on a page in one call (up to 10,000). URLs are normalized;
     already-known ones are listed under existing, out-of-limits ones under refused (with the
@@ -101,7 +104,8 @@ async def bulk_create_pages(
         await ctx.report_progress(done, total, f"{done} of {total} new pages recorded")
 
     async with unit_of_work(ctx) as s:
-        return await PageRepository(s).bulk_create(pages, session_id=session_id, progress=report)
+        result = await PageRepository(s).bulk_create(pages, session_id=session_id, progress=report)
+    return result.listing_at_most(max_listed)
 
 
 @tool("Get page", toolset="frontier", read_only=True)

@@ -232,6 +232,7 @@ async def test_bulk_create_pages_lists_new_and_known_pages_and_counts_only_the_n
         "created_count": 2,
         "existing_count": 1,
         "refused_count": 0,
+        "truncated": False,
     }
     assert (await get_session(client, session["id"]))["pages_discovered"] == 3
     cart = await call_ok(client, "get_page", page_id=created[f"{BASE_URL}/cart"])
@@ -320,6 +321,49 @@ async def test_bulk_create_pages_of_only_known_urls_changes_no_counter(client: C
 
     assert (result["created_count"], result["existing_count"]) == (0, 1)
     assert (await get_session(client, session["id"]))["pages_discovered"] == 1
+
+
+async def test_bulk_create_pages_lists_at_most_max_listed_entries_and_exact_counts(
+    client: Client,
+) -> None:
+    session = await new_session(client, max_pages=1000)
+    pages = [{"url": f"{BASE_URL}/p/{i}", "depth": 1} for i in range(150)]
+    pages += [{"url": f"https://elsewhere.example/{i}"} for i in range(120)]
+
+    first = await call_ok(client, "bulk_create_pages", session_id=session["id"], pages=pages)
+    again = await call_ok(
+        client, "bulk_create_pages", session_id=session["id"], pages=pages, max_listed=0
+    )
+    everything = await call_ok(
+        client, "bulk_create_pages", session_id=session["id"], pages=pages, max_listed=10_000
+    )
+
+    assert (first["created_count"], first["refused_count"]) == (150, 120)
+    assert (len(first["created"]), len(first["refused"]), first["truncated"]) == (100, 100, True)
+    assert [ref["url"] for ref in first["created"]] == [p["url"] for p in pages[:100]]
+    assert (again["existing_count"], again["refused_count"]) == (150, 120)
+    assert (again["existing"], again["refused"], again["truncated"]) == ([], [], True)
+    assert (len(everything["existing"]), len(everything["refused"])) == (150, 120)
+    assert everything["truncated"] is False
+    assert (await get_session(client, session["id"]))["pages_discovered"] == 150
+
+
+async def test_a_10000_page_bulk_answer_fits_an_agents_tool_result_budget(
+    client: Client,
+) -> None:
+    """Claude Code refuses a tool answer over 25,000 tokens and moves one over 50,000
+    characters to a file; listing 10,000 new pages took ~1 MB."""
+    session = await new_session(client, max_pages=10_000)
+    pages = [{"url": f"{BASE_URL}/products/{i}", "depth": 1} for i in range(10_000)]
+
+    result = await client.call_tool(
+        "bulk_create_pages", {"session_id": session["id"], "pages": pages}
+    )
+
+    assert not result.is_error and result.structured_content is not None
+    assert result.structured_content["created_count"] == 10_000
+    [block] = result.content
+    assert block.type == "text" and len(block.text) < 50_000
 
 
 async def test_bulk_create_pages_refuses_an_empty_list_naming_pages(client: Client) -> None:
