@@ -7,7 +7,7 @@ to the trivial ``ping`` tool, alone and awaiting the raw statement) — for
 up from the floor (``ping`` awaiting the raw statement) one layer at a time, the variants
 taking turns; then the tool layer alone, without a database: ``ping`` against a tool of
 ``get_pages_to_crawl``'s signature returning a ready 10-page answer, on a bare ``MCPServer`` and
-on BugHive's. Each line is the mean of 1,000 sequential calls after 100 warm-up calls (in the
+on BugHive's, and the same answer as a JSON object with and without its null fields. Each line is the mean of 1,000 sequential calls after 100 warm-up calls (in the
 built-up section: the median of 15 rounds of 200), in one process on a throwaway embedded
 PostgreSQL (about a minute). docs/benchmarks.md ("What limits
 each figure") quotes its output.
@@ -302,6 +302,18 @@ async def tool_layer() -> None:
             arguments,
         ),
     ]
+    # What leaving null fields out of answers would save (a contract decision not taken): the
+    # same answer as a ready JSON object, with and without its nulls.
+    for label, exclude_none in [("nulls included", False), ("nulls left out", True)]:
+        dumped = answer.model_dump(mode="json", exclude_none=exclude_none)
+        servers.append(
+            (
+                f"BugHiveServer, the answer as a JSON object, {label}",
+                json_answering_server(dumped),
+                "get_pages_to_crawl",
+                arguments,
+            )
+        )
     for label, server, name, args in servers:
         async with Client(server) as client:
 
@@ -309,6 +321,23 @@ async def tool_layer() -> None:
                 await call_tool(client, name, args)
 
             await timed(label, call)
+
+
+def json_answering_server(answer: dict[str, Any]) -> MCPServer[Any]:
+    """A BugHiveServer whose get_pages_to_crawl-shaped tool returns ``answer`` as it is."""
+    server = BugHiveServer("json")
+
+    async def get_pages_to_crawl(
+        session_id: uuid.UUID, limit: Annotated[int, Field(ge=1, le=100)] = 10
+    ) -> dict[str, Any]:
+        """A ready JSON answer."""
+        return answer
+
+    server.add_tool(get_pages_to_crawl)
+    registered = server._tool_manager.get_tool("get_pages_to_crawl")
+    if registered is not None:
+        shape_tool(registered)
+    return server
 
 
 async def main() -> None:
