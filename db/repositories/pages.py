@@ -57,9 +57,6 @@ OPEN_SESSION_STATUSES = (SessionStatus.PENDING, SessionStatus.RUNNING)
 MAX_BULK_PAGES = 10_000
 # New pages per INSERT of bulk_create: each chunk written is one progress report.
 INSERT_CHUNK = 1000
-
-# Told (done, total) new pages written as a large bulk_create goes.
-Progress = Callable[[int, int], Awaitable[None]]
 MAX_GRAPH_NODES = 5_000
 MAX_CLAIM = 100
 DEFAULT_LEASE_SECONDS = 300
@@ -232,6 +229,10 @@ def _check_lease(seconds: int) -> int:
 def _lease(seconds: int) -> ColumnElement[Any]:
     """``now() + seconds`` as the end of a lease (for the ORM statements)."""
     return func.now() + literal(timedelta(seconds=_check_lease(seconds)))
+
+
+# Told (done, total) new pages written, as a large bulk_create goes.
+Progress = Callable[[int, int], Awaitable[None]]
 
 
 class PageRepository(Repository):
