@@ -95,5 +95,5 @@ async def add_cost(
 async def get_session_statistics(session_id: SessionId, ctx: AppContext) -> SessionStatistics:
     """Progress of a crawl: pages by status, share finished, bugs by priority, cost and
     duration. Use it to decide whether to keep crawling or complete the session."""
-    async with unit_of_work(ctx) as s:
+    async with unit_of_work(ctx, single_statement=True) as s:  # SESSION_STATISTICS
         return await CrawlSessionRepository(s).get_session_statistics(session_id)

@@ -38,6 +38,15 @@ def count_by(
     ]
 
 
+def count_filters_sql(column: str, values: Iterable[str]) -> str:
+    """``count(*) FILTER (WHERE column = 'value') AS "column__value"`` for every value, as SQL
+    text for the driver path, labelled as :func:`count_by` labels them (the values are an
+    enum's, never input)."""
+    return ",\n        ".join(
+        f"count(*) FILTER (WHERE {column} = '{value}') AS \"{column}__{value}\"" for value in values
+    )
+
+
 def counts_from_row(row: Mapping[Any, Any], column: str, values: Iterable[str]) -> dict[str, int]:
     return {value: int(row[f"{column}__{value}"]) for value in values}
 

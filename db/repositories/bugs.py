@@ -16,7 +16,7 @@ from db.enums import BugCategory, BugPriority, BugStatus
 from db.errors import InvalidArgument, InvalidTransition, NotFound
 from db.fingerprint import bug_fingerprint
 from db.models import Bug, Page
-from db.repositories.base import Repository, counts_from_row
+from db.repositories.base import Repository, count_filters_sql, counts_from_row
 from db.schemas import (
     BugFiled,
     BugList,
@@ -307,14 +307,6 @@ _CATEGORIES = [c.value for c in BugCategory]
 _STATUSES = [s.value for s in BugStatus]
 
 
-def _counts(column: str, values: list[str]) -> str:
-    """``count(*) FILTER (WHERE column = 'value') AS "column__value"`` for every value, labelled
-    as :func:`db.repositories.base.count_by` labels them (values are the enums', not input)."""
-    return ",\n        ".join(
-        f"count(*) FILTER (WHERE {column} = '{value}') AS \"{column}__{value}\"" for value in values
-    )
-
-
 # get_bug_statistics in one statement, $1: session_id. An aggregate without GROUP BY always
 # returns its one row; ``known`` is NULL when there is no such session. The pass filters on
 # ``session_id = $1`` itself (not through a join), so it is planned for that session.
@@ -322,9 +314,9 @@ BUG_STATISTICS = f"""
 SELECT (SELECT true FROM crawl_sessions WHERE id = $1) AS known,
     count(*) AS total, coalesce(sum(occurrences), 0) AS occurrences,
     avg(confidence) AS average_confidence,
-    {_counts("priority", _PRIORITIES)},
-    {_counts("category", _CATEGORIES)},
-    {_counts("status", _STATUSES)}
+    {count_filters_sql("priority", _PRIORITIES)},
+    {count_filters_sql("category", _CATEGORIES)},
+    {count_filters_sql("status", _STATUSES)}
 FROM bugs WHERE session_id = $1
 """
 

@@ -1,6 +1,7 @@
 """CrawlSessionRepository: creation, the pending → running → completed | failed life cycle,
 counters and cost, listing and the statistics an agent reads."""
 
+import asyncio
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -16,6 +17,7 @@ from db.errors import InvalidArgument, InvalidTransition, NotFound
 from db.repositories import CrawlSessionRepository, PageRepository
 from db.schemas import MASK, CrawlConfig, SiteCredentials
 from tests.db.states import bug_title, session_in
+from tests.db.test_liveness import queries_on
 from tests.factories import make_bug, make_page, make_session
 
 SessionCall = Callable[[CrawlSessionRepository, uuid.UUID], Awaitable[Any]]
@@ -450,6 +452,32 @@ async def test_session_statistics_match_the_rows(db: Database, raw: asyncpg.Conn
     assert stats.session.bugs_found == len(wanted_bugs)
     db_pages = await raw.fetchval("SELECT count(*) FROM pages WHERE session_id = $1", session.id)
     assert stats.pages_total == db_pages
+
+
+async def test_session_statistics_are_one_statement_in_autocommit_with_the_same_figures(
+    db: Database,
+) -> None:
+    """As the tool runs them (``single_statement``): one round trip, no BEGIN or COMMIT, and
+    the figures of a transaction's read."""
+    session = await make_session(db)
+    page = await make_page(db, session.id, "https://shop.example/a")
+    await make_bug(db, session.id, page.id, priority="high")
+    async with db.session() as s:
+        in_transaction = await CrawlSessionRepository(s).get_session_statistics(session.id)
+
+    sent = await queries_on(db)
+    async with db.session(writes=False, single_statement=True) as s:
+        alone = await CrawlSessionRepository(s).get_session_statistics(session.id)
+    await asyncio.sleep(0)  # asyncpg hands queries to its loggers with call_soon
+
+    assert len(sent) == 1 and "FROM crawl_sessions AS crawl" in sent[0]
+    assert alone.model_dump(exclude={"duration_seconds"}) == in_transaction.model_dump(
+        exclude={"duration_seconds"}
+    )
+    assert (alone.pages_total, alone.bugs_by_priority[BugPriority.HIGH]) == (1, 1)
+    with pytest.raises(NotFound, match="crawl session"):
+        async with db.session(writes=False, single_statement=True) as s:
+            await CrawlSessionRepository(s).get_session_statistics(uuid.uuid4())
 
 
 async def test_session_statistics_of_an_empty_session_are_zero(db: Database) -> None:
