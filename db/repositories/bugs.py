@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from sqlalchemy import case, func, select
 
 from db.database import remember_transaction_id
-from db.driver import driver_connection
+from db.driver import driver_connection, fetch_aggregate
 from db.enums import BugCategory, BugPriority, BugStatus
 from db.errors import InvalidArgument, InvalidTransition, NotFound
 from db.fingerprint import bug_fingerprint
@@ -287,7 +287,7 @@ class BugRepository(Repository):
         One statement (:data:`BUG_STATISTICS`, on the driver path): the session check and the
         pass, where they were two statements (four round trips with the transaction)."""
         conn = await driver_connection(self.session)
-        row = await conn.fetchrow(BUG_STATISTICS, session_id)
+        row = await fetch_aggregate(conn, BUG_STATISTICS, session_id)
         if row is None or not row["known"]:
             raise NotFound("crawl session", session_id, field="session_id")
         average = row["average_confidence"]

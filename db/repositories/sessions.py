@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from sqlalchemy import func, literal_column, select, update
 from sqlalchemy.dialects.postgresql import insert
 
-from db.driver import driver_connection
+from db.driver import driver_connection, fetch_aggregate
 from db.enums import BugPriority, PageStatus, SessionStatus
 from db.errors import Conflict, InvalidArgument, NotFound
 from db.models import TENANT_DEFAULT, CrawlSession, Page
@@ -230,7 +230,7 @@ class CrawlSessionRepository(Repository):
         One statement (:data:`SESSION_STATISTICS`, on the driver path), which the tool runs in
         autocommit: one round trip, where the ORM's unit of work took three."""
         conn = await driver_connection(self.session)
-        row = await conn.fetchrow(SESSION_STATISTICS, session_id)
+        row = await fetch_aggregate(conn, SESSION_STATISTICS, session_id)
         if row is None:
             raise NotFound("crawl session", session_id)
         session = CrawlSessionPublic.model_validate(dict(row))  # the crawl_sessions columns
