@@ -130,8 +130,9 @@ async def fetch_aggregate(
 
     Not ``fetchrow``: asyncpg asks the server for one row at a time then (a row limit on the
     portal), and PostgreSQL plans no parallel workers for a portal it may have to suspend.
-    Fetched whole, the pass over a 100,000-page session's pages ran on 3 processes: 26.6 ms
-    instead of 35.8 ms (the same statement, same connection, median of 5 rounds here)."""
+    Fetched whole, the passes run on 3 processes here: get_session_statistics of a
+    100,000-page session 33.7 → 26.6 ms, get_bug_statistics of 100,000 bugs 45.0 → 31.5 ms
+    (the same statements on the same connection, median of 5 rounds)."""
     rows: list[asyncpg.Record] = await conn.fetch(statement, *args)
     return rows[0] if rows else None
 
