@@ -1,16 +1,15 @@
 """Where one hot call's time goes, layer by layer: ``python -m bench.layers``.
 
-The same work timed from the bare statement up to the tool — raw asyncpg, then inside
-``Database.session()``, then the repository, then the tool through the in-memory client (next
-to the trivial ``ping`` tool, alone and awaiting the raw statement) — for
-``get_pages_to_crawl`` on 10,000 pending pages and for a claim on 200,000; the same tool built
-up from the floor (``ping`` awaiting the raw statement) one layer at a time, the variants
-taking turns; then the tool layer alone, without a database: ``ping`` against a tool of
+For ``get_pages_to_crawl`` on 10,000 pending pages: the statement raw, inside
+``Database.session()`` and through the repository; then the tool built up from the floor
+(``ping``, the statement, ``ping`` awaiting the statement) one layer at a time, the variants
+taking turns. For a claim on 200,000 pending pages: the textbook statement, BugHive's, and the
+repository. Then the tool layer alone, without a database: ``ping`` against a tool of
 ``get_pages_to_crawl``'s signature returning a ready 10-page answer, on a bare ``MCPServer`` and
-on BugHive's, and the same answer as a JSON object with and without its null fields. Each line is the mean of 1,000 sequential calls after 100 warm-up calls (in the
-built-up section: the median of 15 rounds of 200), in one process on a throwaway embedded
-PostgreSQL (about a minute). docs/benchmarks.md ("What limits
-each figure") quotes its output.
+on BugHive's, and the same answer as a JSON object with and without its null fields. Each line
+is the mean of 1,000 sequential calls after 100 warm-up calls (in the built-up section: the
+median of 15 rounds of 200), in one process on a throwaway embedded PostgreSQL (about a
+minute). docs/benchmarks.md ("What limits each figure") quotes its output.
 """
 
 import logging
@@ -103,28 +102,10 @@ async def frontier_look(ctx: BenchContext) -> None:
             async with database.session(writes=False, single_statement=True) as s:
                 await PageRepository(s).get_pages_to_crawl(sid, 10)
 
-        async with (
-            Client(ctx.server(database.url)) as client,
-            Client(trivial_server()) as floor,
-            Client(composed_server(raw)) as composed,
-        ):
-            arguments = {"session_id": str(sid), "limit": 10}
-
-            async def tool() -> None:
-                await call_tool(client, "get_pages_to_crawl", arguments)
-
-            async def ping() -> None:
-                await call_tool(floor, "ping", {"n": 1})
-
-            async def ping_with_statement() -> None:
-                await call_tool(composed, "ping", {"n": 1})
-
-            await timed("the statement, raw asyncpg connection", raw)
-            await timed("the statement in Database.session()", in_session)
-            await timed("PageRepository.get_pages_to_crawl in Database.session()", repository)
-            await timed("trivial ping tool (in-memory client)", ping)
-            await timed("trivial ping tool awaiting the raw statement", ping_with_statement)
-            await timed("get_pages_to_crawl tool (in-memory client)", tool)
+        await timed("the statement, raw asyncpg connection", raw)
+        await timed("the statement in Database.session()", in_session)
+        await timed("PageRepository.get_pages_to_crawl in Database.session()", repository)
+        await built_up(ctx, conn, database, sid)
 
 
 async def interleaved(steps: list[tuple[str, Callable[[], Awaitable[object]]]]) -> None:
@@ -145,64 +126,66 @@ async def interleaved(steps: list[tuple[str, Callable[[], Awaitable[object]]]]) 
         show(f"  {label:58s} {middle:7.3f} ms  (quartiles {low:.3f}-{high:.3f})")
 
 
-async def peeled(ctx: BenchContext) -> None:
-    """The get_pages_to_crawl tool, built up from the composed floor one layer at a time."""
-    async with frontier(ctx, "layers_peeled", 10_000) as (conn, database, sid):
-        show(
-            "get_pages_to_crawl(limit=10) built up from the floor, 10,000 pending pages "
-            f"(median of {ROUNDS} interleaved rounds):"
-        )
-        statement = frontier_page_statement(10, 0)
-        answer = ready_answer()
+async def built_up(
+    ctx: BenchContext, conn: asyncpg.Connection, database: Database, sid: uuid.UUID
+) -> None:
+    """The get_pages_to_crawl tool, built up from the composed floor one layer at a time, on
+    ``frontier_look``'s database."""
+    show(
+        "get_pages_to_crawl(limit=10) built up from the floor, 10,000 pending pages "
+        f"(median of {ROUNDS} interleaved rounds):"
+    )
+    statement = frontier_page_statement(10, 0)
+    answer = ready_answer()
 
-        async def raw() -> None:
-            await conn.fetch(statement, sid)
+    async def raw() -> None:
+        await conn.fetch(statement, sid)
 
-        async def ready_after_statement(session_id: uuid.UUID, limit: int) -> PageList:
-            await conn.fetch(statement, session_id)
-            return answer
+    async def ready_after_statement(session_id: uuid.UUID, limit: int) -> PageList:
+        await conn.fetch(statement, session_id)
+        return answer
 
-        async def built_from_rows(session_id: uuid.UUID, limit: int) -> PageList:
-            return frontier_page(await conn.fetch(statement, session_id), 0, limit)
+    async def built_from_rows(session_id: uuid.UUID, limit: int) -> PageList:
+        return frontier_page(await conn.fetch(statement, session_id), 0, limit)
 
-        async def on_pool_lease(session_id: uuid.UUID, limit: int) -> PageList:
-            lease = PoolLease(database.engine, transaction=False)
-            try:
-                rows = await (await lease.connection()).fetch(statement, session_id)
-            finally:
-                await lease.release()
-            return frontier_page(rows, 0, limit)
+    async def on_pool_lease(session_id: uuid.UUID, limit: int) -> PageList:
+        lease = PoolLease(database.engine, transaction=False)
+        try:
+            rows = await (await lease.connection()).fetch(statement, session_id)
+        finally:
+            await lease.release()
+        return frontier_page(rows, 0, limit)
 
-        async def in_unit_of_work(session_id: uuid.UUID, limit: int) -> PageList:
-            async with database.session(writes=False, single_statement=True) as s:
-                return await PageRepository(s).get_pages_to_crawl(session_id, limit)
+    async def in_unit_of_work(session_id: uuid.UUID, limit: int) -> PageList:
+        async with database.session(writes=False, single_statement=True) as s:
+            return await PageRepository(s).get_pages_to_crawl(session_id, limit)
 
-        bodies = [
-            ("+ BugHive's tool layer, a ready 10-page answer", ready_after_statement),
-            ("+ the answer built from the rows (frontier_page)", built_from_rows),
-            ("+ the connection leased from SQLAlchemy's pool", on_pool_lease),
-            ("+ Database.session() and the repository", in_unit_of_work),
-        ]
-        arguments = {"session_id": str(sid), "limit": 10}
-        async with AsyncExitStack() as stack:
-            floor = await stack.enter_async_context(Client(trivial_server()))
-            composed = await stack.enter_async_context(Client(composed_server(raw)))
-            steps: list[tuple[str, Callable[[], Awaitable[object]]]] = [
-                ("trivial ping tool", partial(call_tool, floor, "ping", {"n": 1})),
-                ("the statement, raw asyncpg connection", raw),
-                ("ping awaiting the statement (both floors in one call)",
-                 partial(call_tool, composed, "ping", {"n": 1})),
-            ]  # fmt: skip
-            for label, body in bodies:
-                server = answering_server(BugHiveServer("peeled"), body, bughive=True)
-                client = await stack.enter_async_context(Client(server))
-                steps.append((label, partial(call_tool, client, "get_pages_to_crawl", arguments)))
-            client = await stack.enter_async_context(Client(ctx.server(database.url)))
-            steps.append(
-                ("the get_pages_to_crawl tool (+ choosing the unit of work)",
-                 partial(call_tool, client, "get_pages_to_crawl", arguments))
-            )  # fmt: skip
-            await interleaved(steps)
+    bodies = [
+        ("+ BugHive's tool layer, a ready 10-page answer", ready_after_statement),
+        ("+ the answer built from the rows (frontier_page)", built_from_rows),
+        ("+ the connection leased from SQLAlchemy's pool", on_pool_lease),
+        ("+ Database.session() and the repository", in_unit_of_work),
+    ]
+    arguments = {"session_id": str(sid), "limit": 10}
+    async with AsyncExitStack() as stack:
+        floor = await stack.enter_async_context(Client(trivial_server()))
+        composed = await stack.enter_async_context(Client(composed_server(raw)))
+        steps: list[tuple[str, Callable[[], Awaitable[object]]]] = [
+            ("trivial ping tool", partial(call_tool, floor, "ping", {"n": 1})),
+            ("the statement, raw asyncpg connection", raw),
+            ("ping awaiting the statement (both floors in one call)",
+             partial(call_tool, composed, "ping", {"n": 1})),
+        ]  # fmt: skip
+        for label, body in bodies:
+            server = answering_server(BugHiveServer("built-up"), body, bughive=True)
+            client = await stack.enter_async_context(Client(server))
+            steps.append((label, partial(call_tool, client, "get_pages_to_crawl", arguments)))
+        client = await stack.enter_async_context(Client(ctx.server(database.url)))
+        steps.append(
+            ("the get_pages_to_crawl tool (+ choosing the unit of work)",
+             partial(call_tool, client, "get_pages_to_crawl", arguments))
+        )  # fmt: skip
+        await interleaved(steps)
 
 
 async def claim(ctx: BenchContext) -> None:
@@ -346,7 +329,6 @@ async def main() -> None:
     try:
         ctx = BenchContext(postgres, QUICK, 1, 5, GenerationLog(), Path("."))
         await frontier_look(ctx)
-        await peeled(ctx)
         await claim(ctx)
         await tool_layer()
     finally:
