@@ -10,8 +10,8 @@ Lists and objects sent as JSON text are still decoded for every other parameter.
 Results go out once: the SDK made an indented JSON text of every result and dumped it again
 for the structured content (which BugHive then replaced by compact JSON — a third pass). For a
 tool returning its declared pydantic model, the model is dumped once, by pydantic's serializer,
-and that dump is both the structured content and (as compact JSON) the text (the three passes took about 25 ms of a
-10,000-page ``bulk_create_pages`` answer).
+and that dump is both the structured content and (as compact JSON) the text (the three passes
+took about 25 ms of a 10,000-page ``bulk_create_pages`` answer).
 """
 
 import functools

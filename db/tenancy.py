@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
+from db.secrets import STORED_CREDENTIALS
+
 TENANT_SETTING = "bughive.tenant"
 TENANT_TABLES = ("crawl_sessions", "pages", "bugs", "bug_occurrences")
 POLICY_NAME = "tenant_isolation"
@@ -60,7 +62,7 @@ def runtime_grants(role: str, schema: str = "public") -> list[str]:
         f"GRANT {RUNTIME_PRIVILEGES} ON {tables} TO {who}",
         f"GRANT SELECT ON {where}.alembic_version TO {who}",
         # The start-up credentials check, which the policies would blind (revision 0006).
-        f"GRANT EXECUTE ON FUNCTION {where}.bughive_stored_credentials() TO {who}",
+        f"GRANT EXECUTE ON FUNCTION {where}.{STORED_CREDENTIALS} TO {who}",
     ]
 
 

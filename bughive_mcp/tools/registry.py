@@ -39,15 +39,10 @@ class ToolCatalog:
 
     def __init__(self) -> None:
         self.specs: list[ToolSpec] = []
-        self._read_only: frozenset[str] = frozenset()
-        self._read_only_of = 0  # how many specs _read_only was built from
+        self._read_only: set[str] = set()  # names of the read-only specs, kept by register
 
     def is_read_only(self, name: str) -> bool:
-        """Whether the tool ``name`` is annotated read-only — asked on every call, so the
-        answer comes from a set, rebuilt only when tools were registered since."""
-        if self._read_only_of != len(self.specs):
-            self._read_only = frozenset(spec.name for spec in self.specs if spec.read_only)
-            self._read_only_of = len(self.specs)
+        """Whether the tool ``name`` is annotated read-only (asked on every call: a set)."""
         return name in self._read_only
 
     def tool(
@@ -67,9 +62,10 @@ class ToolCatalog:
         )
 
         def register(fn: Callable[..., Any]) -> Callable[..., Any]:
-            self.specs.append(
-                ToolSpec(fn=fn, title=title, toolset=toolset, annotations=annotations)
-            )
+            spec = ToolSpec(fn=fn, title=title, toolset=toolset, annotations=annotations)
+            self.specs.append(spec)
+            if spec.read_only:
+                self._read_only.add(spec.name)
             return fn
 
         return register
