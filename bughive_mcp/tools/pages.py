@@ -111,7 +111,7 @@ async def bulk_create_pages(
 @tool("Get page", toolset="frontier", read_only=True)
 async def get_page(page_id: PageId, ctx: AppContext) -> PagePublic:
     """Read one page: URL, status, depth, analysis and HTTP facts."""
-    async with unit_of_work(ctx) as s:
+    async with unit_of_work(ctx, single_statement=True) as s:
         return await PageRepository(s).get(page_id)
 
 

@@ -62,7 +62,7 @@ async def complete_session(
 async def get_session(session_id: SessionId, ctx: AppContext) -> CrawlSessionPublic:
     """Read one session: status, counters (pages_discovered, pages_crawled, bugs_found),
     cost and configuration (secrets masked)."""
-    async with unit_of_work(ctx) as s:
+    async with unit_of_work(ctx, single_statement=True) as s:
         return await CrawlSessionRepository(s).get(session_id)
 
 
@@ -75,7 +75,7 @@ async def list_sessions(
 ) -> CrawlSessionList:
     """List sessions, newest first, optionally only those in one status. Paginated: when
     has_more is true, call again with skip=next_skip."""
-    async with unit_of_work(ctx) as s:
+    async with unit_of_work(ctx, single_statement=True) as s:
         return await CrawlSessionRepository(s).list(status, skip=skip, limit=limit)
 
 

@@ -143,10 +143,7 @@ class BugRepository(Repository):
         return BugFiled.model_validate(bug)
 
     async def get(self, bug_id: uuid.UUID) -> BugPublic:
-        row = await self.session.get(Bug, bug_id, populate_existing=True)
-        if row is None:
-            raise NotFound("bug", bug_id)
-        return BugPublic.model_validate(row)
+        return await self._fetch_one(BugPublic, "bugs", bug_id)
 
     async def mark_validated(self, bug_id: uuid.UUID) -> BugPublic:
         """detected → validated: a human or a second pass confirmed the bug."""
@@ -203,35 +200,41 @@ class BugRepository(Repository):
         )
         return BugPublic.model_validate(row)
 
-    async def _list(
-        self, where: Sequence[Any], order_by: Sequence[Any], skip: int, limit: int
+    async def _bugs(
+        self,
+        session_id: uuid.UUID,
+        conditions: Sequence[str],
+        arguments: Sequence[Any],
+        order_by: str,
+        skip: int,
+        limit: int,
     ) -> BugList:
-        rows, page = await self._paginate(Bug, where, [*order_by, Bug.id], skip, limit)
-        return BugList(items=[BugPublic.model_validate(r) for r in rows], **page.model_dump())
+        items, page = await self._list(
+            BugPublic,
+            "bugs",
+            session_id=session_id,
+            conditions=conditions,
+            arguments=arguments,
+            order_by=order_by,
+            skip=skip,
+            limit=limit,
+        )
+        return BugList(items=items, **page.model_dump())
 
     async def get_high_confidence_bugs(
         self, session_id: uuid.UUID, min_confidence: float = 0.8, skip: int = 0, limit: int = 50
     ) -> BugList:
         """Bugs at or above ``min_confidence`` that are not dismissed, most confident first."""
-        await self._require_session(session_id)
-        where = [
-            Bug.session_id == session_id,
-            Bug.confidence >= _confidence(min_confidence, field="min_confidence"),
-            Bug.status != BugStatus.DISMISSED,
-        ]
-        return await self._list(where, [Bug.confidence.desc(), Bug.created_at], skip, limit)
+        threshold = _confidence(min_confidence, field="min_confidence")
+        conditions = ("confidence >= $2", _NOT_DISMISSED)
+        return await self._bugs(session_id, conditions, [threshold], _MOST_CONFIDENT, skip, limit)
 
     async def get_critical_bugs(
         self, session_id: uuid.UUID, skip: int = 0, limit: int = 50
     ) -> BugList:
         """Critical bugs that are not dismissed, most confident first."""
-        await self._require_session(session_id)
-        where = [
-            Bug.session_id == session_id,
-            Bug.priority == BugPriority.CRITICAL,
-            Bug.status != BugStatus.DISMISSED,
-        ]
-        return await self._list(where, [Bug.confidence.desc(), Bug.created_at], skip, limit)
+        conditions = (f"priority = '{BugPriority.CRITICAL.value}'", _NOT_DISMISSED)
+        return await self._bugs(session_id, conditions, [], _MOST_CONFIDENT, skip, limit)
 
     async def get_session_bugs(
         self,
@@ -243,15 +246,18 @@ class BugRepository(Repository):
         limit: int = 20,
     ) -> BugList:
         """A session's bugs, filtered, most urgent first (critical → low), then oldest first."""
-        await self._require_session(session_id)
-        where: list[Any] = [Bug.session_id == session_id]
-        if status is not None:
-            where.append(Bug.status == _enum_value("status", BugStatus, status))
-        if priority is not None:
-            where.append(Bug.priority == _enum_value("priority", BugPriority, priority))
-        if category is not None:
-            where.append(Bug.category == _enum_value("category", BugCategory, category))
-        return await self._list(where, [PRIORITY_RANK, Bug.created_at], skip, limit)
+        conditions: list[str] = []
+        arguments: list[str] = []
+        filters = (
+            ("status", BugStatus, status),
+            ("priority", BugPriority, priority),
+            ("category", BugCategory, category),
+        )
+        for column, enum, value in filters:
+            if value is not None:
+                arguments.append(_enum_value(column, enum, value))
+                conditions.append(f"{column} = ${len(arguments) + 1}")  # $1: the session
+        return await self._bugs(session_id, conditions, arguments, _MOST_URGENT, skip, limit)
 
     async def get_report_rows(
         self, session_id: uuid.UUID, limit: int = 200
@@ -303,6 +309,14 @@ class BugRepository(Repository):
 
 
 _PRIORITIES = [p.value for p in BugPriority]
+# The orders of the bug lists, as SQL; each ends with the id, so pages never overlap.
+_MOST_CONFIDENT = "confidence DESC, created_at, id"
+_MOST_URGENT = (
+    "CASE priority "
+    + " ".join(f"WHEN '{p.value}' THEN {p.rank}" for p in BugPriority)
+    + f" ELSE {len(BugPriority)} END, created_at, id"
+)
+_NOT_DISMISSED = f"status <> '{BugStatus.DISMISSED.value}'"
 _CATEGORIES = [c.value for c in BugCategory]
 _STATUSES = [s.value for s in BugStatus]
 

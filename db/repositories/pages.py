@@ -30,7 +30,14 @@ from db.driver import driver_connection
 from db.enums import BugCategory, BugPriority, PageStatus, SessionStatus
 from db.errors import InvalidArgument, InvalidTransition, LeaseLost, NotFound, OutOfScope
 from db.models import Bug, CrawlSession, Page
-from db.repositories.base import Repository, check_page_bounds, count_by, counts_from_row
+from db.repositories.base import (
+    Repository,
+    check_page_bounds,
+    count_by,
+    counts_from_row,
+    listed_rows,
+    listing_statement,
+)
 from db.repositories.sessions import CrawlSessionRepository
 from db.schemas import (
     BulkCreateResult,
@@ -46,7 +53,6 @@ from db.schemas import (
     PageList,
     PagePublic,
     PageRef,
-    Pagination,
     RefusedPage,
 )
 from db.scope import CrawlScope
@@ -91,37 +97,26 @@ WITH finished AS (
 SELECT finished.*, pg_current_xact_id()::text AS xid FROM finished
 """
 
+
 # get_pages_to_crawl in one statement: no row — the session ($1) does not exist; otherwise the
 # count of discovered pages and the requested page of them, shallowest first
 # (ix_pages_frontier), or one row of NULLs past the end. Limit and offset are literals, for
 # the reason claim_statement gives (planning was 0.2 ms of a 0.65 ms statement).
-_FRONTIER_PAGE_TEMPLATE = """
-SELECT waiting.total, page.*
-FROM crawl_sessions AS crawl
-CROSS JOIN LATERAL (
-    SELECT count(*) AS total FROM pages WHERE session_id = crawl.id AND status = 'discovered'
-) AS waiting
-LEFT JOIN LATERAL (
-    SELECT * FROM pages WHERE session_id = crawl.id AND status = 'discovered'
-    ORDER BY depth, discovered_at, id
-    OFFSET {skip} LIMIT {limit}
-) AS page ON true
-WHERE crawl.id = $1
-"""
-
-
 @functools.lru_cache(maxsize=256)
 def frontier_page_statement(limit: int, skip: int) -> str:
     """get_pages_to_crawl's statement for one page of the frontier (bounds checked by the
-    caller). A look at the first page, the usual one, is one prepared statement per limit."""
-    return _FRONTIER_PAGE_TEMPLATE.format(limit=int(limit), skip=int(skip))
+    caller): discovered pages, shallowest first, then oldest (``ix_pages_frontier``)."""
+    return listing_statement(
+        "pages", _FRONTIER, "depth, discovered_at, id", skip, limit, of_session=True
+    )
+
+
+_FRONTIER = ("status = 'discovered'",)
 
 
 def frontier_page(rows: Sequence[Mapping[str, Any]], skip: int, limit: int) -> PageList:
-    """The answer of get_pages_to_crawl from its statement's rows (at least one: a session
-    without pending pages gives one row of NULL page columns and the total)."""
-    items = [PagePublic.model_validate(dict(r)) for r in rows if r["id"] is not None]
-    page = Pagination.of(int(rows[0]["total"]), skip, limit, len(items))
+    """The answer of get_pages_to_crawl from its statement's rows."""
+    items, page = listed_rows(rows, PagePublic, skip, limit)
     return PageList(items=items, **page.model_dump())
 
 
@@ -419,10 +414,7 @@ class PageRepository(Repository):
     # --- reads ---------------------------------------------------------------------------
 
     async def get(self, page_id: uuid.UUID) -> PagePublic:
-        row = await self.session.get(Page, page_id, populate_existing=True)
-        if row is None:
-            raise NotFound("page", page_id)
-        return PagePublic.model_validate(row)
+        return await self._fetch_one(PagePublic, "pages", page_id)
 
     async def get_pages_to_crawl(
         self, session_id: uuid.UUID, limit: int = 10, skip: int = 0

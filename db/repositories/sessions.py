@@ -105,7 +105,7 @@ class CrawlSessionRepository(Repository):
         return row
 
     async def get(self, session_id: uuid.UUID) -> CrawlSessionPublic:
-        return CrawlSessionPublic.model_validate(await self._get_row(session_id))
+        return await self._fetch_one(CrawlSessionPublic, "crawl_sessions", session_id)
 
     async def get_config(self, session_id: uuid.UUID) -> CrawlConfig:
         """The session's crawl configuration *with* secrets: a deliberate call for the crawler
@@ -117,10 +117,16 @@ class CrawlSessionRepository(Repository):
         self, status: SessionStatus | None = None, skip: int = 0, limit: int = 20
     ) -> CrawlSessionList:
         """Sessions, newest first, optionally of one status; bounded by ``limit`` ≤ 100."""
-        filters = [] if status is None else [CrawlSession.status == _session_status(status)]
-        order = (CrawlSession.created_at.desc(), CrawlSession.id.desc())
-        rows, page = await self._paginate(CrawlSession, filters, order, skip, limit)
-        items = [CrawlSessionPublic.model_validate(r) for r in rows]
+        filtered = status is not None
+        items, page = await self._list(
+            CrawlSessionPublic,
+            "crawl_sessions",
+            conditions=("status = $1",) if filtered else (),
+            arguments=(_session_status(status).value,) if filtered else (),
+            order_by="created_at DESC, id DESC",
+            skip=skip,
+            limit=limit,
+        )
         return CrawlSessionList(items=items, **page.model_dump())
 
     async def start_session(self, session_id: uuid.UUID) -> CrawlSessionPublic:
