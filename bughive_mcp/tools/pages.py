@@ -212,7 +212,7 @@ async def mark_page_error(
 async def get_page_analytics(page_id: PageId, ctx: AppContext) -> PageAnalytics:
     """One page in context: its bugs by priority and category, how many pages it links to,
     and its timing."""
-    async with unit_of_work(ctx) as s:
+    async with unit_of_work(ctx, single_statement=True) as s:
         return await PageRepository(s).get_page_analytics(page_id)
 
 
@@ -224,5 +224,5 @@ async def get_navigation_graph(
 ) -> NavigationGraph:
     """The site map found so far: pages as nodes (shallowest first) and parent → child links
     as edges. truncated=true when the session has more than max_nodes pages."""
-    async with unit_of_work(ctx) as s:
+    async with unit_of_work(ctx, single_statement=True) as s:
         return await PageRepository(s).get_navigation_graph(session_id, max_nodes)

@@ -66,7 +66,7 @@ CROSS JOIN LATERAL (
     SELECT count(*) AS total FROM {table} WHERE session_id = crawl.id AND {where}
 ) AS listed
 LEFT JOIN LATERAL (
-    SELECT * FROM {table} WHERE session_id = crawl.id AND {where}
+    SELECT {columns} FROM {table} WHERE session_id = crawl.id AND {where}
     ORDER BY {order_by}
     OFFSET {skip} LIMIT {limit}
 ) AS item ON true
@@ -76,7 +76,7 @@ _TABLE_LISTING = """
 SELECT listed.total, item.*
 FROM (SELECT count(*) AS total FROM {table} WHERE {where}) AS listed
 LEFT JOIN LATERAL (
-    SELECT * FROM {table} WHERE {where}
+    SELECT {columns} FROM {table} WHERE {where}
     ORDER BY {order_by}
     OFFSET {skip} LIMIT {limit}
 ) AS item ON true
@@ -92,6 +92,7 @@ def listing_statement(
     limit: int,
     *,
     of_session: bool,
+    columns: str = "*",
 ) -> str:
     """The statement of one page of ``table``'s rows matching every condition (SQL from the
     code, never input; their parameters numbered from ``$2`` with ``of_session``, whose ``$1``
@@ -99,7 +100,8 @@ def listing_statement(
     column, or pages could overlap). ``skip`` and ``limit`` are literals, checked by the
     caller: PostgreSQL then plans the ``LIMIT`` knowing it, and the plan is kept per
     connection — one prepared statement per page size and offset (``get_pages_to_crawl``: 0.62
-    → 0.47 ms, docs/benchmarks.md fix 12)."""
+    → 0.47 ms, docs/benchmarks.md fix 12). ``columns``: the row columns, as SQL; ``id`` among
+    them."""
     template = _SESSION_LISTING if of_session else _TABLE_LISTING
     return template.format(
         table=table,
@@ -107,6 +109,7 @@ def listing_statement(
         order_by=order_by,
         skip=int(skip),
         limit=int(limit),
+        columns=columns,
     )
 
 

@@ -29,11 +29,11 @@ from db.database import remember_transaction_id
 from db.driver import driver_connection
 from db.enums import BugCategory, BugPriority, PageStatus, SessionStatus
 from db.errors import InvalidArgument, InvalidTransition, LeaseLost, NotFound, OutOfScope
-from db.models import Bug, CrawlSession, Page
+from db.models import CrawlSession, Page
 from db.repositories.base import (
     Repository,
     check_page_bounds,
-    count_by,
+    count_filters_sql,
     counts_from_row,
     listed_rows,
     listing_statement,
@@ -106,12 +106,30 @@ SELECT finished.*, pg_current_xact_id()::text AS xid FROM finished
 def frontier_page_statement(limit: int, skip: int) -> str:
     """get_pages_to_crawl's statement for one page of the frontier (bounds checked by the
     caller): discovered pages, shallowest first, then oldest (``ix_pages_frontier``)."""
-    return listing_statement(
-        "pages", _FRONTIER, "depth, discovered_at, id", skip, limit, of_session=True
-    )
+    return listing_statement("pages", _FRONTIER, _SHALLOWEST, skip, limit, of_session=True)
 
 
 _FRONTIER = ("status = 'discovered'",)
+_SHALLOWEST = "depth, discovered_at, id"  # shallowest first, then oldest
+_GRAPH_COLUMNS = "id, url, title, depth, status, parent_page_id"
+_PRIORITIES = [p.value for p in BugPriority]
+_CATEGORIES = [c.value for c in BugCategory]
+
+# get_page_analytics in one statement, $1: page_id — the page's row, one pass over its bugs,
+# a count of its children (no row: no such page).
+PAGE_ANALYTICS = f"""
+SELECT page.*, bug_counts.*, children.children_count
+FROM pages AS page
+CROSS JOIN LATERAL (
+    SELECT {count_filters_sql("priority", _PRIORITIES)},
+        {count_filters_sql("category", _CATEGORIES)}
+    FROM bugs WHERE page_id = page.id
+) AS bug_counts
+CROSS JOIN LATERAL (
+    SELECT count(*) AS children_count FROM pages WHERE parent_page_id = page.id
+) AS children
+WHERE page.id = $1
+"""
 
 
 def frontier_page(rows: Sequence[Mapping[str, Any]], skip: int, limit: int) -> PageList:
@@ -634,20 +652,16 @@ class PageRepository(Repository):
     # --- analytics -----------------------------------------------------------------------
 
     async def get_page_analytics(self, page_id: uuid.UUID) -> PageAnalytics:
-        """The page, its bugs by priority and category, its children and its timing."""
-        page = await self.get(page_id)
-        priorities = [p.value for p in BugPriority]
-        categories = [c.value for c in BugCategory]
-        result = await self.session.execute(
-            select(*count_by(Bug.priority, priorities), *count_by(Bug.category, categories)).where(
-                Bug.page_id == page_id
-            )
-        )
-        bug_counts = result.one()._mapping
-        children = await self.session.scalar(
-            select(func.count()).select_from(Page).where(Page.parent_page_id == page_id)
-        )
-        by_priority = counts_from_row(bug_counts, "priority", priorities)
+        """The page, its bugs by priority and category, its children and its timing.
+
+        One statement (:data:`PAGE_ANALYTICS`, on the driver path), run by the tool in
+        autocommit: one round trip, where the ORM's unit of work took five."""
+        conn = await driver_connection(self.session)
+        row = await conn.fetchrow(PAGE_ANALYTICS, page_id)
+        if row is None:
+            raise NotFound("page", page_id)
+        page = PagePublic.model_validate(dict(row))  # the pages columns
+        by_priority = counts_from_row(row, "priority", _PRIORITIES)
         seconds = (
             (page.crawled_at - page.discovered_at).total_seconds()
             if page.crawled_at is not None and page.status == PageStatus.ANALYZED
@@ -657,8 +671,8 @@ class PageRepository(Repository):
             page=page,
             bugs_total=sum(by_priority.values()),
             bugs_by_priority=by_priority,
-            bugs_by_category=counts_from_row(bug_counts, "category", categories),
-            children_count=int(children or 0),
+            bugs_by_category=counts_from_row(row, "category", _CATEGORIES),
+            children_count=int(row["children_count"]),
             response_time_ms=page.response_time_ms,
             seconds_to_crawl=seconds,
         )
@@ -672,27 +686,21 @@ class PageRepository(Repository):
             raise InvalidArgument(
                 "max_nodes", f"must be between 1 and {MAX_GRAPH_NODES}, got {max_nodes}"
             )
-        await self._require_session(session_id)
-        total = await self.session.scalar(
-            select(func.count()).select_from(Page).where(Page.session_id == session_id)
+        statement = listing_statement(
+            "pages", (), _SHALLOWEST, 0, max_nodes, of_session=True, columns=_GRAPH_COLUMNS
         )
-        rows = (
-            await self.session.execute(
-                select(Page.id, Page.url, Page.title, Page.depth, Page.status, Page.parent_page_id)
-                .where(Page.session_id == session_id)
-                .order_by(Page.depth, Page.discovered_at, Page.id)
-                .limit(max_nodes)
-            )
-        ).all()
-        ids = {r.id for r in rows}
-        nodes = [
-            GraphNode(id=r.id, url=r.url, title=r.title, depth=r.depth, status=r.status)
-            for r in rows
-        ]
+        conn = await driver_connection(self.session)
+        listed = await conn.fetch(statement, session_id)
+        if not listed:
+            raise NotFound("crawl session", session_id, field="session_id")
+        rows = [r for r in listed if r["id"] is not None]
+        total = listed[0]["total"]
+        ids = {r["id"] for r in rows}
+        nodes = [GraphNode.model_validate(dict(r)) for r in rows]
         edges = [
-            GraphEdge(source=r.parent_page_id, target=r.id)
+            GraphEdge(source=r["parent_page_id"], target=r["id"])
             for r in rows
-            if r.parent_page_id is not None and r.parent_page_id in ids
+            if r["parent_page_id"] in ids
         ]
         total_nodes = int(total or 0)
         return NavigationGraph(

@@ -47,6 +47,8 @@ READS: list[tuple[str, str, str]] = [
     ("get_session_bugs", "session_id", "bug_id"),
     ("get_high_confidence_bugs", "session_id", "bug_id"),
     ("get_critical_bugs", "session_id", "bug_id"),
+    ("get_page_analytics", "page_id", "page_id"),
+    ("get_navigation_graph", "session_id", "page_id"),
 ]
 
 
@@ -74,8 +76,16 @@ async def test_a_read_tool_sends_one_statement_and_no_transaction(
 
     assert len(sent) == 1, sent
     assert not any(q.split()[0].upper() in {"BEGIN", "COMMIT"} for q in sent), sent
-    found = answer["items"][0]["id"] if "items" in answer else answer["id"]
-    assert found == str(ids[answer_is])
+    assert first_id(answer) == str(ids[answer_is])
+
+
+def first_id(answer: dict[str, Any]) -> Any:
+    """The id an answer is about: a list's first item's, a graph's first node's, analytics'
+    page's, or the entity's own."""
+    for key in ("items", "nodes"):
+        if key in answer:
+            return answer[key][0]["id"]
+    return answer.get("page", answer)["id"]
 
 
 @pytest.mark.parametrize(
