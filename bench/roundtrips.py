@@ -1,4 +1,5 @@
-"""``python -m bench.roundtrips``: the statements one call of each hot tool sends to PostgreSQL.
+"""``python -m bench.roundtrips``: the statements one call of each hot tool, and of the read tools
+an agent triages with, sends to PostgreSQL.
 
 Round trips are what BugHive's tool calls cost on a busy machine (docs/benchmarks.md). This
 diagnostic runs the real server in process on a throwaway embedded PostgreSQL, calls each tool
@@ -91,6 +92,11 @@ async def trace() -> None:
                 ),
                 ("get_bug_statistics", lambda _: {"session_id": sid}),
                 ("get_session_statistics", lambda _: {"session_id": sid}),
+                ("get_session_bugs", lambda _: {"session_id": sid}),
+                ("get_high_confidence_bugs", lambda _: {"session_id": sid}),
+                ("list_sessions", lambda _: {}),
+                ("get_page_analytics", lambda _: {"page_id": page["id"]}),
+                ("get_navigation_graph", lambda _: {"session_id": sid}),
             ]
             for name, arguments in calls:
                 if name != "mark_analyzed":  # warm-up: prepared statements, pool
