@@ -7,10 +7,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NoReturn, TypeVar
 
 from pydantic import BaseModel
-from sqlalchemy import func, select, update
+from sqlalchemy import Text, cast, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.dml import Update
 from sqlalchemy.sql.elements import ColumnElement
 
+from db.database import remember_transaction_id
 from db.driver import driver_connection
 from db.errors import InvalidArgument, InvalidTransition, NotFound
 from db.models import Base, CrawlSession
@@ -194,13 +196,24 @@ class Repository:
             update(model)
             .where(id_col == entity_id, status_col.in_(allowed), *extra_where)
             .values(**values)
-            .returning(model)
-            .execution_options(populate_existing=True)
         )
-        row = (await self.session.execute(stmt)).scalar_one_or_none()
+        row = await self._update_returning(model, stmt)
         if row is not None:
             return row
         await self._refuse_transition(model, entity_id, action=action, allowed_from=allowed)
+
+    async def _update_returning(self, model: type[ModelT], stmt: Update) -> ModelT | None:
+        """Run ``stmt`` (an ``UPDATE`` of at most one row of ``model``) and return the updated
+        row, or None when it matched nothing. The statement also returns the transaction's id,
+        remembered for the unit of work (``remember_transaction_id``): it then need not ask for
+        it before the commit — one round trip less per status change."""
+        returning = stmt.returning(model, _TRANSACTION_ID).execution_options(populate_existing=True)
+        found = (await self.session.execute(returning)).one_or_none()
+        if found is None:
+            return None
+        row: ModelT = found[0]
+        remember_transaction_id(self.session, found[1])
+        return row
 
     async def _refuse_transition(
         self, model: type[ModelT], entity_id: uuid.UUID, *, action: str, allowed_from: Iterable[str]
@@ -224,6 +237,10 @@ class Repository:
 def _entity(table: str) -> str:
     """What an error message calls a row of ``table``: ``crawl_sessions`` → "crawl session"."""
     return table.rstrip("s").replace("_", " ")
+
+
+# The id of the transaction, read by the statement that makes it write (see _update_returning).
+_TRANSACTION_ID = cast(func.pg_current_xact_id(), Text).label("xid")
 
 
 # One statement per table (table names come from the models, not from input).

@@ -533,19 +533,16 @@ class PageRepository(Repository):
         """Heartbeat: renew the lease to ``lease_seconds`` from now, if ``claim_token`` still
         holds the page. A slow but live worker is not overtaken."""
         lease_until = _lease(lease_seconds)
-        row = (
-            await self.session.scalars(
-                update(Page)
-                .where(
-                    Page.id == page_id,
-                    Page.status == PageStatus.CRAWLING,
-                    Page.claim_token == claim_token,
-                )
-                .values(lease_expires_at=lease_until)
-                .returning(Page)
-                .execution_options(populate_existing=True)
+        row = await self._update_returning(
+            Page,
+            update(Page)
+            .where(
+                Page.id == page_id,
+                Page.status == PageStatus.CRAWLING,
+                Page.claim_token == claim_token,
             )
-        ).one_or_none()
+            .values(lease_expires_at=lease_until),
+        )
         if row is None:
             await self._raise_lease_lost(page_id)
         return PageClaim.model_validate(row)
@@ -573,19 +570,16 @@ class PageRepository(Repository):
             return await self._transition(
                 Page, page_id, action=action, allowed_from=allowed_from, values=finished
             )
-        row = (
-            await self.session.scalars(
-                update(Page)
-                .where(
-                    Page.id == page_id,
-                    Page.status == PageStatus.CRAWLING,
-                    Page.claim_token == claim_token,
-                )
-                .values(**finished)
-                .returning(Page)
-                .execution_options(populate_existing=True)
+        row = await self._update_returning(
+            Page,
+            update(Page)
+            .where(
+                Page.id == page_id,
+                Page.status == PageStatus.CRAWLING,
+                Page.claim_token == claim_token,
             )
-        ).one_or_none()
+            .values(**finished),
+        )
         if row is None:
             await self._raise_lease_lost(page_id)
         assert row is not None
