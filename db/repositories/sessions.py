@@ -199,17 +199,21 @@ class CrawlSessionRepository(Repository):
         )
         return CrawlSessionPublic.model_validate(row)
 
-    async def _increment(self, session_id: uuid.UUID, column: str, amount: int | Decimal) -> None:
-        """``SET column = column + amount`` in SQL, so concurrent increments never get lost."""
+    async def _increment(
+        self, session_id: uuid.UUID, column: str, amount: int | Decimal
+    ) -> CrawlSession:
+        """``SET column = column + amount`` in SQL, so concurrent increments never get lost;
+        returns the session as it is now (and its transaction's id, see _update_returning)."""
         col = CrawlSession.__table__.c[column]
-        result = await self.session.execute(
+        row = await self._update_returning(
+            CrawlSession,
             update(CrawlSession)
             .where(CrawlSession.id == session_id)
-            .values({column: col + amount})
-            .returning(CrawlSession.id)
+            .values({column: col + amount}),
         )
-        if result.scalar_one_or_none() is None:
+        if row is None:
             raise NotFound("crawl session", session_id)
+        return row
 
     async def increment_pages_discovered(self, session_id: uuid.UUID, count: int = 1) -> None:
         await self._increment(session_id, "pages_discovered", _non_negative("count", count))
@@ -227,8 +231,8 @@ class CrawlSessionRepository(Repository):
             raise InvalidArgument(
                 "cost", f"must be between 0 and {MAX_COST_PER_CALL} USD, got {cost}"
             )
-        await self._increment(session_id, "total_cost", amount.quantize(Decimal("0.0001")))
-        return await self.get(session_id)
+        row = await self._increment(session_id, "total_cost", amount.quantize(Decimal("0.0001")))
+        return CrawlSessionPublic.model_validate(row)
 
     async def get_session_statistics(self, session_id: uuid.UUID) -> SessionStatistics:
         """Pages by status, bugs by priority, progress, cost and duration.

@@ -51,6 +51,7 @@ CHANGES: dict[str, ChangeOf] = {
     "extend_claim": lambda s, ids: PageRepository(s).extend_claim(
         ids["claimed"], ids["token"], 120
     ),
+    "add_cost": lambda s, ids: CrawlSessionRepository(s).add_cost(ids["session"], 0.25),
     "mark_page_error (fenced)": lambda s, ids: PageRepository(s).mark_error(
         ids["claimed"], "timeout", ids["token"]
     ),
