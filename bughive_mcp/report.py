@@ -34,7 +34,9 @@ class SessionReport(BaseModel):
 async def build_report(
     session: AsyncSession, session_id: uuid.UUID, progress: Progress | None = None
 ) -> SessionReport:
-    """Three queries: session statistics, bug statistics, the bug table (with page URLs)."""
+    """Three statements, all on the driver path (db.driver), so the caller may run them in a
+    ``driver_only`` unit of work: session statistics, bug statistics, the bug table (with
+    page URLs)."""
 
     async def step(done: int, message: str) -> None:
         if progress is not None:

@@ -27,7 +27,7 @@ async def export_session_report(
     async def progress(done: float, total: float, message: str) -> None:
         await ctx.report_progress(done, total, message)
 
-    async with unit_of_work(ctx) as s:
+    async with unit_of_work(ctx, driver_only=True) as s:
         report = await build_report(s, session_id, progress)
     if format == "json":
         return ExportedReport(format=format, markdown=None, report=report)

@@ -2,21 +2,22 @@
 reported life cycle (any → dismissed), and the queries triage needs. Aggregates run in SQL in a
 single pass; nothing here loads rows to count them."""
 
+import functools
 import json
 import uuid
 from collections.abc import Sequence
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import case, func, select
+from sqlalchemy import func
 
 from db.database import remember_transaction_id
 from db.driver import driver_connection, fetch_aggregate
 from db.enums import BugCategory, BugPriority, BugStatus
 from db.errors import InvalidArgument, InvalidTransition, NotFound
 from db.fingerprint import bug_fingerprint
-from db.models import Bug, Page
-from db.repositories.base import Repository, count_filters_sql, counts_from_row
+from db.models import Bug
+from db.repositories.base import Repository, count_filters_sql, counts_from_row, listed_rows
 from db.schemas import (
     BugFiled,
     BugList,
@@ -68,10 +69,6 @@ UPDATE bugs SET occurrences = occurrences + 1, updated_at = now()
 WHERE id = (SELECT bug_id FROM occurrence) AND NOT $5::boolean
 RETURNING occurrences, updated_at
 """
-
-PRIORITY_RANK = case(
-    {p.value: p.rank for p in BugPriority}, value=Bug.priority, else_=len(BugPriority)
-)
 
 
 class BugRepository(Repository):
@@ -263,28 +260,13 @@ class BugRepository(Repository):
         self, session_id: uuid.UUID, limit: int = 200
     ) -> tuple[list[ReportBug], int]:
         """The session's bugs that are not dismissed, most urgent first, each with the URL
-        of the page it was first found on (one joined query); and how many there are in all."""
-        await self._require_session(session_id)
-        where = (Bug.session_id == session_id, Bug.status != BugStatus.DISMISSED)
-        total = await self.session.scalar(select(func.count()).select_from(Bug).where(*where))
-        rows = await self.session.execute(
-            select(
-                Bug.id,
-                Bug.title,
-                Bug.category,
-                Bug.priority,
-                Bug.status,
-                Bug.confidence,
-                Bug.occurrences,
-                Bug.linear_issue_url,
-                Page.url.label("page_url"),
-            )
-            .join(Page, Page.id == Bug.page_id)
-            .where(*where)
-            .order_by(PRIORITY_RANK, Bug.confidence.desc(), Bug.created_at, Bug.id)
-            .limit(limit)
-        )
-        return [ReportBug.model_validate(r, from_attributes=True) for r in rows], int(total or 0)
+        of the page it was first found on; and how many there are in all. One statement
+        (:func:`report_rows_statement`, on the driver path)."""
+        conn = await driver_connection(self.session)
+        rows = await conn.fetch(report_rows_statement(limit), session_id)
+        if not rows:
+            raise NotFound("crawl session", session_id, field="session_id")
+        return listed_rows(rows, ReportBug, 0, limit)[0], int(rows[0]["total"])
 
     async def get_bug_statistics(self, session_id: uuid.UUID) -> BugStatistics:
         """Totals by priority, category and status plus the average confidence, computed in
@@ -309,14 +291,46 @@ class BugRepository(Repository):
 
 
 _PRIORITIES = [p.value for p in BugPriority]
+
+
+def _most_urgent(bug: str = "") -> str:
+    """Most urgent first (critical → low), then oldest, as SQL; ``bug``: the bugs table's
+    alias with its dot, in a join."""
+    ranks = " ".join(f"WHEN '{p.value}' THEN {p.rank}" for p in BugPriority)
+    return f"CASE {bug}priority {ranks} ELSE {len(BugPriority)} END"
+
+
 # The orders of the bug lists, as SQL; each ends with the id, so pages never overlap.
 _MOST_CONFIDENT = "confidence DESC, created_at, id"
-_MOST_URGENT = (
-    "CASE priority "
-    + " ".join(f"WHEN '{p.value}' THEN {p.rank}" for p in BugPriority)
-    + f" ELSE {len(BugPriority)} END, created_at, id"
-)
+_MOST_URGENT = f"{_most_urgent()}, created_at, id"
 _NOT_DISMISSED = f"status <> '{BugStatus.DISMISSED.value}'"
+
+# The report's bug table in one statement, $1: session_id — the session check, the count of
+# its open bugs, and the first {limit} of them, most urgent then most confident first, each
+# with the URL of the page it was first found on.
+_REPORT_ROWS = f"""
+SELECT listed.total, item.*
+FROM crawl_sessions AS crawl
+CROSS JOIN LATERAL (
+    SELECT count(*) AS total FROM bugs WHERE session_id = crawl.id AND {_NOT_DISMISSED}
+) AS listed
+LEFT JOIN LATERAL (
+    SELECT bug.id, bug.title, bug.category, bug.priority, bug.status, bug.confidence,
+        bug.occurrences, bug.linear_issue_url, page.url AS page_url
+    FROM bugs AS bug JOIN pages AS page ON page.id = bug.page_id
+    WHERE bug.session_id = crawl.id AND bug.{_NOT_DISMISSED}
+    ORDER BY {_most_urgent("bug.")}, bug.confidence DESC, bug.created_at, bug.id
+    LIMIT {{limit}}
+) AS item ON true
+WHERE crawl.id = $1
+"""
+
+
+@functools.lru_cache(maxsize=16)
+def report_rows_statement(limit: int) -> str:
+    return _REPORT_ROWS.format(limit=int(limit))
+
+
 _CATEGORIES = [c.value for c in BugCategory]
 _STATUSES = [s.value for s in BugStatus]
 

@@ -88,6 +88,34 @@ def first_id(answer: dict[str, Any]) -> Any:
     return answer.get("page", answer)["id"]
 
 
+async def test_the_session_report_is_three_statements_in_one_transaction(
+    server: BugHiveServer, db: Database, sent: list[str]
+) -> None:
+    """export_session_report reads statistics, bug statistics and the bug table: three
+    statements between BEGIN and COMMIT (seven round trips through the ORM)."""
+    session = await make_session(db)
+    page = await make_page(db, session.id)
+    await make_bug(db, session.id, page.id, priority="critical")
+
+    async with Client(server) as client:
+        await call_ok(client, "export_session_report", session_id=str(session.id))
+        await asyncio.sleep(0)
+        sent.clear()
+        report = await call_ok(
+            client, "export_session_report", session_id=str(session.id), format="json"
+        )
+        await asyncio.sleep(0)
+
+    assert [q.split()[0].upper() for q in sent] == [
+        "BEGIN;",
+        "SELECT",
+        "SELECT",
+        "SELECT",
+        "COMMIT;",
+    ]
+    assert [bug["page_url"] for bug in report["report"]["bugs"]] == [page.url]
+
+
 @pytest.mark.parametrize(
     "tool", ["get_session_bugs", "get_high_confidence_bugs", "get_critical_bugs"]
 )
