@@ -97,6 +97,7 @@ async def trace() -> None:
                 ("list_sessions", lambda _: {}),
                 ("get_page_analytics", lambda _: {"page_id": page["id"]}),
                 ("get_navigation_graph", lambda _: {"session_id": sid}),
+                ("export_session_report", lambda _: {"session_id": sid}),
             ]
             for name, arguments in calls:
                 if name != "mark_analyzed":  # warm-up: prepared statements, pool
