@@ -1,5 +1,6 @@
-"""What every repository shares: the session it works in, bounds for pagination, and the
-compare-and-set status change that keeps life cycles honest under concurrency."""
+"""What every repository shares: the session it works in, lists and reads by id in one
+statement each (bounded pagination included), and the compare-and-set status change that keeps
+life cycles honest under concurrency."""
 
 import functools
 import uuid
@@ -7,7 +8,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NoReturn, TypeVar
 
 from pydantic import BaseModel
-from sqlalchemy import Text, cast, func, select, update
+from sqlalchemy import Text, cast, func, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.dml import Update
 from sqlalchemy.sql.elements import ColumnElement
@@ -15,7 +16,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from db.database import remember_transaction_id
 from db.driver import driver_connection
 from db.errors import InvalidArgument, InvalidTransition, NotFound
-from db.models import Base, CrawlSession
+from db.models import Base
 from db.schemas import Pagination
 
 ModelT = TypeVar("ModelT", bound=Base)
@@ -129,14 +130,6 @@ class Repository:
 
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
-
-    async def _require_session(self, session_id: uuid.UUID) -> None:
-        """NotFound (naming ``session_id``) unless the crawl session exists."""
-        found = await self.session.scalar(
-            select(CrawlSession.id).where(CrawlSession.id == session_id)
-        )
-        if found is None:
-            raise NotFound("crawl session", session_id, field="session_id")
 
     async def _list(
         self,

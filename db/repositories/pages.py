@@ -23,6 +23,7 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy import ARRAY, Integer, String, bindparam, func, literal, select, update
 from sqlalchemy.dialects.postgresql import UUID, insert
+from sqlalchemy.sql.dml import Update
 from sqlalchemy.sql.elements import ColumnElement
 
 from db.database import remember_transaction_id
@@ -246,6 +247,14 @@ def _lease(seconds: int) -> ColumnElement[Any]:
 
 # Told (done, total) new pages written, as a large bulk_create goes.
 Progress = Callable[[int, int], Awaitable[None]]
+
+
+def _fenced(page_id: uuid.UUID, claim_token: uuid.UUID) -> Update:
+    """An UPDATE of the page that matches only while ``claim_token`` holds its lease: a worker
+    whose lease expired (and went to another) changes nothing."""
+    return update(Page).where(
+        Page.id == page_id, Page.status == PageStatus.CRAWLING, Page.claim_token == claim_token
+    )
 
 
 class PageRepository(Repository):
@@ -535,19 +544,14 @@ class PageRepository(Repository):
         lease_until = _lease(lease_seconds)
         row = await self._update_returning(
             Page,
-            update(Page)
-            .where(
-                Page.id == page_id,
-                Page.status == PageStatus.CRAWLING,
-                Page.claim_token == claim_token,
-            )
-            .values(lease_expires_at=lease_until),
+            _fenced(page_id, claim_token).values(lease_expires_at=lease_until),
         )
         if row is None:
             await self._raise_lease_lost(page_id)
         return PageClaim.model_validate(row)
 
     async def _raise_lease_lost(self, page_id: uuid.UUID) -> None:
+        """Why a fenced update (:func:`_fenced`) matched nothing."""
         status = await self._current_status("pages", page_id)
         if status is None:
             raise NotFound("page", page_id)
@@ -572,13 +576,7 @@ class PageRepository(Repository):
             )
         row = await self._update_returning(
             Page,
-            update(Page)
-            .where(
-                Page.id == page_id,
-                Page.status == PageStatus.CRAWLING,
-                Page.claim_token == claim_token,
-            )
-            .values(**finished),
+            _fenced(page_id, claim_token).values(**finished),
         )
         if row is None:
             await self._raise_lease_lost(page_id)
