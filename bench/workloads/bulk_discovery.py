@@ -53,8 +53,17 @@ async def run(ctx: BenchContext) -> WorkloadResult:
 
         async with Client(ctx.server(url)) as client:
 
+            async def quiet() -> None:
+                """The same start for every timed call: the last call's rows vacuumed and
+                analyzed (else autovacuum analyzes them while the next call runs, whichever
+                side's it is) and written out."""
+                await conn.execute("VACUUM (ANALYZE) pages")
+                if ctx.sizes.checkpoint_after_load:
+                    await conn.execute("CHECKPOINT")
+
             async def bughive() -> Metrics:
                 tool_session = str(await generator.session())
+                await quiet()
                 watch = Stopwatch()
                 created = await call_tool(
                     client, "bulk_create_pages", {"session_id": tool_session, "pages": arguments}
@@ -63,6 +72,7 @@ async def run(ctx: BenchContext) -> WorkloadResult:
                 if created["created_count"] != count:
                     raise BenchError(f"bulk_create_pages created {created['created_count']}")
                 repo_session = await generator.session()
+                await quiet()
                 watch = Stopwatch()
                 async with database.session() as s:
                     stored = await PageRepository(s).bulk_create(new_pages, session_id=repo_session)
@@ -74,6 +84,7 @@ async def run(ctx: BenchContext) -> WorkloadResult:
             async def floor() -> Metrics:
                 copy_session = await generator.session()
                 records = [(copy_session, u, d) for u, d in rows]
+                await quiet()
                 watch = Stopwatch()
                 await conn.copy_records_to_table(
                     "pages", records=records, columns=("session_id", "url", "depth")
@@ -83,6 +94,7 @@ async def run(ctx: BenchContext) -> WorkloadResult:
                 urls = [u for u, _ in rows]
                 depths = [d for _, d in rows]
                 parents: list[uuid.UUID | None] = [None] * count
+                await quiet()
                 watch = Stopwatch()
                 inserted = await conn.fetch(UNNEST_INSERT, unnest_session, urls, depths, parents)
                 unnest_seconds = watch.seconds
