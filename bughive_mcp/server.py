@@ -69,7 +69,11 @@ class BugHiveServer(MCPServer[AppState]):
                 result = await super().call_tool(name, arguments, context)
             except ToolError as exc:
                 cause = exc.__cause__
-                mapped = to_tool_error(name, cause) if isinstance(cause, Exception) else None
+                registered = self._tool_manager.get_tool(name)
+                schema = registered.parameters if registered is not None else None
+                mapped = (
+                    to_tool_error(name, cause, schema) if isinstance(cause, Exception) else None
+                )
                 if mapped is not None:
                     raise mapped from cause
                 if isinstance(exc, UnexpectedToolError):

@@ -9,8 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from mcp import Client
+from pydantic import BaseModel, Field, ValidationError
 
-from bughive_mcp.errors import INTERNAL_ERROR
+from bughive_mcp.errors import INTERNAL_ERROR, describe_validation_error
 from bughive_mcp.server import _holds_nul, _nul_paths
 from db.repositories import CrawlSessionRepository
 from tests.bughive_mcp.toolcalls import call_error, new_session
@@ -85,3 +86,36 @@ ARGUMENT_VALUES = st.recursive(
 def test_the_quick_nul_check_agrees_with_the_paths_it_guards(value: Any) -> None:
     """``_holds_nul`` lets a call through without naming paths: only when there are none."""
     assert _holds_nul(value) == bool(list(_nul_paths(value, "")))
+
+
+@pytest.mark.parametrize(
+    ("tool", "argument", "value", "allowed"),
+    [
+        ("get_session_bugs", "limit", 0, "between 1 and 100"),
+        ("get_session_bugs", "limit", 101, "between 1 and 100"),
+        ("claim_pages_to_crawl", "lease_seconds", 1, "between 5 and 86400"),
+        ("get_high_confidence_bugs", "min_confidence", 1.5, "between 0 and 1"),
+    ],
+)
+async def test_a_number_out_of_bounds_is_told_the_whole_allowed_range(
+    client: Client, tool: str, argument: str, value: float, allowed: str
+) -> None:
+    """pydantic names only the bound crossed ("greater than or equal to 1"); the agent is told
+    both ends, so its next try is right, and the rejected value is not echoed."""
+    session = await new_session(client)
+    message = await call_error(client, tool, session_id=session["id"], **{argument: value})
+    assert f"1 invalid argument: '{argument}' must be {allowed}" in message
+    assert f"{value}" not in message.split(f"'{argument}'")[1].replace(allowed, "")
+
+
+def test_a_range_with_an_exclusive_end_reads_as_such() -> None:
+    class Arguments(BaseModel):
+        ratio: float = Field(gt=0, le=2)
+        count: int = Field(ge=1)
+
+    schema = Arguments.model_json_schema()
+    with pytest.raises(ValidationError) as refused:
+        Arguments(ratio=0, count=0)
+    message = describe_validation_error(refused.value, schema)
+    assert "'ratio' must be greater than 0 and at most 2" in message
+    assert "'count': Input should be greater than or equal to 1" in message  # one end: as is
