@@ -33,27 +33,17 @@ def check_page_bounds(skip: int, limit: int, max_limit: int = MAX_PAGE_SIZE) -> 
         raise InvalidArgument("skip", f"must be 0 or more, got {skip}")
 
 
-def count_by(
-    column: Any, values: Iterable[str], where: ColumnElement[bool] | None = None
-) -> list[Any]:
-    """``count(*) FILTER (WHERE column = value)`` for every value: one pass, no GROUP BY."""
-    extra = [] if where is None else [where]
-    return [
-        func.count().filter(column == value, *extra).label(f"{column.key}__{value}")
-        for value in values
-    ]
-
-
 def count_filters_sql(column: str, values: Iterable[str]) -> str:
-    """``count(*) FILTER (WHERE column = 'value') AS "column__value"`` for every value, as SQL
-    text for the driver path, labelled as :func:`count_by` labels them (the values are an
-    enum's, never input)."""
+    """``count(*) FILTER (WHERE column = 'value') AS "column__value"`` for every value: one
+    pass, no GROUP BY, read back by :func:`counts_from_row`. ``values``: a ``StrEnum`` (its
+    members are their values), never input."""
     return ",\n        ".join(
         f"count(*) FILTER (WHERE {column} = '{value}') AS \"{column}__{value}\"" for value in values
     )
 
 
 def counts_from_row(row: Mapping[Any, Any], column: str, values: Iterable[str]) -> dict[str, int]:
+    """The counts :func:`count_filters_sql` labelled, keyed by value."""
     return {value: int(row[f"{column}__{value}"]) for value in values}
 
 

@@ -283,14 +283,11 @@ class BugRepository(Repository):
             session_id=session_id,
             total=int(row["total"]),
             total_occurrences=int(row["occurrences"]),
-            by_priority=counts_from_row(row, "priority", _PRIORITIES),
-            by_category=counts_from_row(row, "category", _CATEGORIES),
-            by_status=counts_from_row(row, "status", _STATUSES),
+            by_priority=counts_from_row(row, "priority", BugPriority),
+            by_category=counts_from_row(row, "category", BugCategory),
+            by_status=counts_from_row(row, "status", BugStatus),
             average_confidence=None if average is None else round(float(average), 4),
         )
-
-
-_PRIORITIES = [p.value for p in BugPriority]
 
 
 def _most_urgent(bug: str = "") -> str:
@@ -331,10 +328,6 @@ def report_rows_statement(limit: int) -> str:
     return _REPORT_ROWS.format(limit=int(limit))
 
 
-_CATEGORIES = [c.value for c in BugCategory]
-_STATUSES = [s.value for s in BugStatus]
-
-
 # get_bug_statistics in one statement, $1: session_id. An aggregate without GROUP BY always
 # returns its one row; ``known`` is NULL when there is no such session. The pass filters on
 # ``session_id = $1`` itself (not through a join), so it is planned for that session.
@@ -342,9 +335,9 @@ BUG_STATISTICS = f"""
 SELECT (SELECT true FROM crawl_sessions WHERE id = $1) AS known,
     count(*) AS total, coalesce(sum(occurrences), 0) AS occurrences,
     avg(confidence) AS average_confidence,
-    {count_filters_sql("priority", _PRIORITIES)},
-    {count_filters_sql("category", _CATEGORIES)},
-    {count_filters_sql("status", _STATUSES)}
+    {count_filters_sql("priority", BugPriority)},
+    {count_filters_sql("category", BugCategory)},
+    {count_filters_sql("status", BugStatus)}
 FROM bugs WHERE session_id = $1
 """
 

@@ -113,8 +113,6 @@ def frontier_page_statement(limit: int, skip: int) -> str:
 _FRONTIER = ("status = 'discovered'",)
 _SHALLOWEST = "depth, discovered_at, id"  # shallowest first, then oldest
 _GRAPH_COLUMNS = "id, url, title, depth, status, parent_page_id"
-_PRIORITIES = [p.value for p in BugPriority]
-_CATEGORIES = [c.value for c in BugCategory]
 
 # get_page_analytics in one statement, $1: page_id — the page's row, one pass over its bugs,
 # a count of its children (no row: no such page).
@@ -122,8 +120,8 @@ PAGE_ANALYTICS = f"""
 SELECT page.*, bug_counts.*, children.children_count
 FROM pages AS page
 CROSS JOIN LATERAL (
-    SELECT {count_filters_sql("priority", _PRIORITIES)},
-        {count_filters_sql("category", _CATEGORIES)}
+    SELECT {count_filters_sql("priority", BugPriority)},
+        {count_filters_sql("category", BugCategory)}
     FROM bugs WHERE page_id = page.id
 ) AS bug_counts
 CROSS JOIN LATERAL (
@@ -653,7 +651,7 @@ class PageRepository(Repository):
         if row is None:
             raise NotFound("page", page_id)
         page = PagePublic.model_validate(dict(row))  # the pages columns
-        by_priority = counts_from_row(row, "priority", _PRIORITIES)
+        by_priority = counts_from_row(row, "priority", BugPriority)
         seconds = (
             (page.crawled_at - page.discovered_at).total_seconds()
             if page.crawled_at is not None and page.status == PageStatus.ANALYZED
@@ -663,7 +661,7 @@ class PageRepository(Repository):
             page=page,
             bugs_total=sum(by_priority.values()),
             bugs_by_priority=by_priority,
-            bugs_by_category=counts_from_row(row, "category", _CATEGORIES),
+            bugs_by_category=counts_from_row(row, "category", BugCategory),
             children_count=int(row["children_count"]),
             response_time_ms=page.response_time_ms,
             seconds_to_crawl=seconds,

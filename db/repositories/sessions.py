@@ -244,8 +244,8 @@ class CrawlSessionRepository(Repository):
         if row is None:
             raise NotFound("crawl session", session_id)
         session = CrawlSessionPublic.model_validate(dict(row))  # the crawl_sessions columns
-        by_status = counts_from_row(row, "status", _PAGE_STATUSES)
-        by_priority = counts_from_row(row, "priority", _PRIORITIES)
+        by_status = counts_from_row(row, "status", PageStatus)
+        by_priority = counts_from_row(row, "priority", BugPriority)
         pages_total = sum(by_status.values())
         finished = by_status[PageStatus.ANALYZED] + by_status[PageStatus.ERROR]
         return SessionStatistics(
@@ -261,9 +261,6 @@ class CrawlSessionRepository(Repository):
         )
 
 
-_PAGE_STATUSES = [s.value for s in PageStatus]
-_PRIORITIES = [p.value for p in BugPriority]
-
 # get_session_statistics in one statement, $1: session_id: the session's row, then one pass
 # over its pages and one over its bugs (each an aggregate without GROUP BY: always one row).
 # The passes filter on ``session_id = $1`` themselves, so each is planned for that session.
@@ -272,12 +269,12 @@ SELECT crawl.*, page_counts.*, bug_counts.*,
     extract(epoch FROM coalesce(crawl.completed_at, now()) - crawl.started_at) AS duration
 FROM crawl_sessions AS crawl
 CROSS JOIN LATERAL (
-    SELECT {count_filters_sql("status", _PAGE_STATUSES)},
+    SELECT {count_filters_sql("status", PageStatus)},
         count(*) FILTER (WHERE status = 'crawling' AND lease_expires_at > now()) AS pages_leased
     FROM pages WHERE session_id = $1
 ) AS page_counts
 CROSS JOIN LATERAL (
-    SELECT {count_filters_sql("priority", _PRIORITIES)}
+    SELECT {count_filters_sql("priority", BugPriority)}
     FROM bugs WHERE session_id = $1
 ) AS bug_counts
 WHERE crawl.id = $1
