@@ -67,7 +67,10 @@ class DatabaseConfig(BaseSettings):
         ge=0,
         description="A pooled connection idle longer than this is pinged before use.",
     )
-    echo: bool = False
+    echo: bool = Field(
+        default=False,
+        description="Log every SQL statement, never its parameters, through the server's log.",
+    )
     statement_timeout_ms: int = Field(
         default=30_000, ge=0, description="Upper bound for every statement (0 = no limit)."
     )

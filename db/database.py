@@ -45,6 +45,7 @@ from db.tenancy import bind_tenant
 log = logging.getLogger(__name__)
 
 APPLICATION_NAME = "bughive-mcp"
+ENGINE_LOGGER = "sqlalchemy.engine.Engine"  # where SQLAlchemy logs the statements it runs
 
 # Errors that mean "could not talk to the database", as opposed to "the database said no".
 _UNAVAILABLE = (OSError, TimeoutError, ConnectionError, sa_exc.TimeoutError)
@@ -108,6 +109,14 @@ def _is_unavailable(err: BaseException) -> bool:
     )
 
 
+def _echo_statements() -> None:
+    """``echo``: every statement at INFO on SQLAlchemy's engine logger, which the process's
+    own log configuration (stderr, once) then writes. Not the engine's ``echo=True``: that
+    adds a second handler writing each line again to stdout, the protocol's channel in stdio
+    mode."""
+    logging.getLogger(ENGINE_LOGGER).setLevel(logging.INFO)
+
+
 def resolve_url(config: DatabaseConfig) -> URL:
     """The configured URL, or the embedded PostgreSQL's when none is configured (blocking)."""
     if config.url is not None:
@@ -128,9 +137,12 @@ class Database:
             server_settings["default_transaction_read_only"] = "on"
         if self.config.statement_timeout_ms:
             server_settings["statement_timeout"] = str(self.config.statement_timeout_ms)
+        if self.config.echo:
+            _echo_statements()
         engine_args: dict[str, Any] = {
-            "echo": self.config.echo,
-            "hide_parameters": not self.config.echo,
+            # Parameters carry secrets (the credentials' Fernet token, anything a caller
+            # sent): never in a log line or an error's text, whatever the settings.
+            "hide_parameters": True,
             # Replaced by db.liveness: the same protection without 3 round trips per call.
             "pool_pre_ping": False,
             "connect_args": {

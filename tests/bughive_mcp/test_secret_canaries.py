@@ -9,7 +9,7 @@ still connects (a server that needs one already has it in the URL: that one is t
 import logging
 import subprocess
 import uuid
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Iterator
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -165,6 +165,48 @@ async def test_no_tool_output_or_log_carries_a_secret(
     assert_clean(records, secrets, "a log record")
     captured = capfd.readouterr()
     assert_clean([captured.out, captured.err], secrets, "stdout/stderr")
+
+
+@pytest.fixture
+def sql_logging_restored() -> Iterator[None]:
+    """``echo`` configures the process's SQLAlchemy logger: put it back for the next tests."""
+    logger = logging.getLogger("sqlalchemy.engine.Engine")
+    level, handlers = logger.level, list(logger.handlers)
+    yield
+    logger.setLevel(level)
+    logger.handlers[:] = handlers
+
+
+async def test_echo_logs_each_statement_once_and_never_its_parameters(
+    database_url: URL,
+    raw: asyncpg.Connection,
+    caplog: pytest.LogCaptureFixture,
+    capfd: pytest.CaptureFixture[str],
+    sql_logging_restored: None,
+) -> None:
+    url = canary_url(database_url)
+    server = build_server(
+        ServerSettings(_env_file=None, auto_migrate=False),
+        make_config(database_url=url.render_as_string(hide_password=False), echo=True),
+    )
+    credentials = {"username": "qa", "password": SITE_CANARY}
+    async with Client(server) as client:
+        call = Surface(client)
+        session = await call(
+            "create_session", base_url=BASE_URL, config={"credentials": credentials}
+        )
+        await call("get_session", session_id=session["id"])
+
+    token = await raw.fetchval(
+        "SELECT config->'credentials'->>'password_encrypted' FROM crawl_sessions"
+    )
+    captured = capfd.readouterr()
+    logged = [r.getMessage() for r in caplog.records]
+    assert_clean([*logged, captured.out, captured.err], [*secrets_of(url), token], "the echo")
+    # Once, through the process's own log (stderr): never a second copy on stdout, which
+    # belongs to the protocol in stdio mode.
+    assert sum("INSERT INTO crawl_sessions" in m for m in logged) == 1
+    assert "INSERT INTO crawl_sessions" not in captured.out
 
 
 async def test_a_server_that_cannot_reach_its_database_names_no_secret(
