@@ -15,6 +15,7 @@ from pydantic import (
     Field,
     SecretStr,
     field_serializer,
+    field_validator,
     model_validator,
 )
 from pydantic_core.core_schema import SerializationInfo
@@ -29,7 +30,7 @@ from db.enums import (
 )
 from db.secrets import ENCRYPTED
 from db.untrusted import UNTRUSTED
-from db.urls import TrailingSlash
+from db.urls import TrailingSlash, check_no_userinfo
 
 MAX_URL_LENGTH = 2048
 MASK = "**********"
@@ -60,6 +61,12 @@ class SiteCredentials(InputModel):
     username: str = Field(min_length=1, max_length=255)
     password: SecretStr = Field(min_length=1, max_length=1024)
     login_url: Url | None = None
+
+    @field_validator("login_url")
+    @classmethod
+    def _no_userinfo(cls, value: str | None) -> str | None:
+        """Stored in clear like every URL: the password belongs in ``password``."""
+        return None if value is None else check_no_userinfo(value)
 
     @field_serializer("password")
     def _mask_password(self, value: SecretStr, info: SerializationInfo) -> str:
@@ -213,7 +220,7 @@ class PageRef(BaseModel):
 
 
 class RefusedPage(BaseModel):
-    url: str = Field(description="The URL as given.")
+    url: str = Field(description="The URL as given (a user name or password in it masked).")
     reason: str
 
 

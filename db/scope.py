@@ -7,12 +7,19 @@ from dataclasses import dataclass
 from fnmatch import translate
 
 from db.schemas import CrawlConfig
-from db.urls import InvalidUrl, NormalizedUrl, normalize_url, normalize_url_split, origin
+from db.urls import (
+    InvalidUrl,
+    NormalizedUrl,
+    normalize_url,
+    normalize_url_split,
+    origin,
+    without_userinfo,
+)
 
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
-    url: str  # normalized when accepted, as given when refused
+    url: str  # normalized when accepted, as given when refused (user-info masked)
     reason: str | None = None
 
     @property
@@ -62,7 +69,7 @@ class CrawlScope:
                 trailing_slash=config.trailing_slash,
             )
         except InvalidUrl as exc:
-            return Verdict(url, str(exc))
+            return Verdict(without_userinfo(url), str(exc))
         if len(normalized.url) > 2048:
             return Verdict(url, "is longer than 2048 characters once normalized")
         if depth > config.max_depth:

@@ -50,6 +50,17 @@ _PLAIN_URL = re.compile(
 )
 # What the library's host normalization returns for a plain ASCII host.
 _PLAIN_HOST = re.compile(r"[a-z0-9_-]+(?:\.[a-z0-9_-]+)*")
+# User-info: a user name and/or password before the host, as in https://bob:pw@shop.example/.
+# Wider than what ``urlsplit`` reads as such (the authority after "//", up to "/", "?" or "#",
+# to its last "@"), so that it is found first, before any other error could quote the URL: a
+# backslash counts as a slash, and the text is read as ``urlsplit`` reads it (leading controls
+# and spaces skipped, tabs and line breaks removed, see ``_URLSPLIT_DROPS``).
+_USERINFO = re.compile(r"(?P<head>[\x00-\x20]*[A-Za-z][A-Za-z0-9+.-]*:[/\\]{2})[^/?#]*@")
+_URLSPLIT_DROPS = str.maketrans("", "", "\t\r\n")
+USERINFO_REFUSED = (
+    "has a user name or password in it: a URL is stored and shown in clear, so put the "
+    "site's login in config.credentials (username, password) instead"
+)
 
 
 class TrailingSlash(StrEnum):
@@ -59,7 +70,7 @@ class TrailingSlash(StrEnum):
 
 
 class InvalidUrl(ValueError):
-    """Not an absolute http(s) URL."""
+    """Not an absolute http(s) URL, or one with a user name or password in it."""
 
 
 class _Parts(NamedTuple):
@@ -126,7 +137,9 @@ def _library_parts(url: str, raw: str) -> _Parts:
     ``urlsplit`` itself refuses some strings with a plain ``ValueError`` (an unbalanced ``[``
     or ``]`` in the host, as in ``http://a[``, or a bracketed host that is no IP address):
     those are :class:`InvalidUrl` too, so one such link is refused on its own instead of
-    failing its whole batch."""
+    failing its whole batch. So is a URL with user-info (never of the fast path's shape),
+    refused first: the other errors quote the URL."""
+    check_no_userinfo(url)
     try:
         split = urlsplit(raw)
     except ValueError as exc:
@@ -147,6 +160,23 @@ def _library_parts(url: str, raw: str) -> _Parts:
         raise InvalidUrl(f"{url!r} is empty")
     parts = urlsplit(normalized)
     return _Parts(parts.scheme, parts.netloc, parts.path, parts.query)
+
+
+def check_no_userinfo(url: str) -> str:
+    """``url``, unless it has a user name or password before its host: :class:`InvalidUrl`
+    then, showing it with them masked (:func:`without_userinfo`). Stored URLs are clear text
+    (shown by every tool); only ``config.credentials`` keeps a password encrypted."""
+    if _USERINFO.match(url.translate(_URLSPLIT_DROPS)):
+        raise InvalidUrl(f"{without_userinfo(url)!r} {USERINFO_REFUSED}")
+    return url
+
+
+def without_userinfo(url: str) -> str:
+    """``url`` with its user-info, if any, replaced by ``***``: how a refused URL is shown
+    back (in an error, in a bulk refusal), so that no answer repeats a password."""
+    cleaned = url.translate(_URLSPLIT_DROPS)
+    masked, found = _USERINFO.subn(r"\g<head>***@", cleaned, count=1)
+    return masked if found else url
 
 
 def _plain_parts(raw: str) -> _Parts | None:

@@ -313,7 +313,7 @@ class PageRepository(Repository):
         new = _validate_new_page({"url": url, "depth": depth, "parent_page_id": parent_page_id})
         result = await self.bulk_create([new], session_id=session_id)
         if result.refused:
-            raise OutOfScope(url, result.refused[0].reason)
+            raise OutOfScope(result.refused[0].url, result.refused[0].reason)
         ref = (result.created or result.existing)[0]
         page = await self.get(ref.id)
         return PageCreated(**page.model_dump(), created=bool(result.created))
@@ -350,7 +350,7 @@ class PageRepository(Repository):
         for page in given:
             verdict = scope.judge(page.url, page.depth)
             if verdict.reason is not None:
-                refused.append(RefusedPage(url=page.url, reason=verdict.reason))
+                refused.append(RefusedPage(url=verdict.url, reason=verdict.reason))
             else:
                 candidates.setdefault(verdict.url, page)
         await self._require_parent(session_id, (p.parent_page_id for p in candidates.values()))

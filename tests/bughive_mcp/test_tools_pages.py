@@ -117,6 +117,21 @@ async def test_create_page_refuses_an_unparsable_url_naming_it(client: Client) -
     assert "internal error" not in message
 
 
+async def test_create_page_refuses_a_url_with_a_password_without_repeating_it(
+    client: Client,
+) -> None:
+    session = await new_session(client)
+
+    message = await call_error(
+        client, "create_page", session_id=session["id"], url="https://bob:hunter2@shop.example/"
+    )
+
+    assert "not stored: https://***@shop.example/" in message
+    assert "config.credentials" in message
+    assert "hunter2" not in message
+    assert (await get_session(client, session["id"]))["pages_discovered"] == 0
+
+
 async def test_create_page_refuses_a_depth_beyond_max_depth_saying_why(client: Client) -> None:
     session = await new_session(client)
 
@@ -290,6 +305,25 @@ async def test_bulk_create_pages_refuses_an_unparsable_url_and_stores_the_rest(
     assert "is not a valid URL" in refused[0]["reason"]
     assert "the port must be a number from 0 to 65535" in refused[1]["reason"]
     assert (await get_session(client, session["id"]))["pages_discovered"] == 2
+
+
+async def test_bulk_create_pages_refuses_a_url_with_a_password_alone_and_masked(
+    client: Client,
+) -> None:
+    session = await new_session(client)
+
+    result = await call_ok(
+        client,
+        "bulk_create_pages",
+        session_id=session["id"],
+        pages=[{"url": f"{BASE_URL}/a"}, {"url": "https://bob:hunter2@shop.example/b"}],
+    )
+
+    assert [ref["url"] for ref in result["created"]] == [f"{BASE_URL}/a"]
+    [refused] = result["refused"]
+    assert refused["url"] == "https://***@shop.example/b"
+    assert "config.credentials" in refused["reason"]
+    assert "hunter2" not in str(result)
 
 
 async def test_bulk_create_pages_refuses_pages_past_max_pages_and_counts_the_rest(

@@ -134,6 +134,39 @@ async def test_create_session_refuses_a_base_url_with_a_port_that_is_no_port(
     assert listed["total"] == 0
 
 
+async def test_create_session_refuses_a_base_url_with_a_password_without_storing_it(
+    client: Client,
+) -> None:
+    message = await call_error(
+        client, "create_session", base_url="https://bob:hunter2@shop.example/"
+    )
+
+    assert "'base_url'" in message
+    assert "'https://***@shop.example/' has a user name or password in it" in message
+    assert "config.credentials" in message
+    assert "hunter2" not in message
+    assert (await call_ok(client, "list_sessions"))["total"] == 0
+
+
+async def test_create_session_refuses_a_login_url_with_a_password_without_storing_it(
+    client: Client,
+) -> None:
+    login = {
+        "username": "qa",
+        "password": PASSWORD,
+        "login_url": "https://qa:hunter2@shop.example/",
+    }
+
+    message = await call_error(
+        client, "create_session", base_url=BASE_URL, config={"credentials": login}
+    )
+
+    assert "login_url" in message
+    assert "config.credentials" in message
+    assert "hunter2" not in message
+    assert (await call_ok(client, "list_sessions"))["total"] == 0
+
+
 async def test_create_session_names_the_missing_base_url(client: Client) -> None:
     message = await call_error(client, "create_session")
 

@@ -73,6 +73,37 @@ async def test_create_page_of_an_unparsable_url_is_refused_naming_it(db: Databas
         await make_page(db, session.id, "http://a[")
 
 
+async def test_a_url_with_a_password_is_refused_alone_masked_and_the_rest_stored(
+    db: Database, raw: asyncpg.Connection
+) -> None:
+    session = await make_session(db)
+    async with db.session() as s:
+        result = await PageRepository(s).bulk_create(
+            [
+                {"url": "https://shop.example/a", "depth": 1},
+                {"url": "https://bob:hunter2@shop.example/b", "depth": 1},
+            ],
+            session_id=session.id,
+        )
+    assert [r.url for r in result.created] == ["https://shop.example/a"]
+    [refused] = result.refused
+    assert refused.url == "https://***@shop.example/b"
+    assert "config.credentials" in refused.reason
+    assert "hunter2" not in result.model_dump_json()
+    assert await raw.fetchval("SELECT count(*) FROM pages WHERE url LIKE '%hunter2%'") == 0
+
+
+async def test_create_page_of_a_url_with_a_password_is_refused_without_repeating_it(
+    db: Database,
+) -> None:
+    session = await make_session(db)
+    with pytest.raises(OutOfScope) as refused:
+        await make_page(db, session.id, "https://bob:hunter2@shop.example/b")
+    assert str(refused.value).startswith("not stored: https://***@shop.example/b ")
+    assert "config.credentials" in str(refused.value)
+    assert "hunter2" not in str(refused.value)
+
+
 async def test_max_pages_is_enforced_exactly(db: Database, raw: asyncpg.Connection) -> None:
     session = await make_session(db, max_pages=5)
 

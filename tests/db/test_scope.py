@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from db.schemas import CrawlConfig
 from db.scope import CrawlScope, Verdict
-from db.urls import InvalidUrl, TrailingSlash, matches, origin
+from db.urls import InvalidUrl, TrailingSlash, matches, origin, without_userinfo
 from tests.db.test_urls import _reference_normalize_url, wild_urls
 
 PATTERNS = ["/blog/*", "/a*", "*.pdf", "*?*", "/", "*://shop.example/*", "/[ab]*", "*utm*", "/*/"]
@@ -27,8 +27,8 @@ def _reference_judge(base_url: str, config: CrawlConfig, url: str, depth: int) -
     session_origin = origin(normalize(base_url))
     try:
         normalized = normalize(url)
-    except InvalidUrl as exc:
-        return Verdict(url, str(exc))
+    except InvalidUrl as exc:  # shown as given, but never with a password in it
+        return Verdict(without_userinfo(url), str(exc))
     if len(normalized) > 2048:
         return Verdict(url, "is longer than 2048 characters once normalized")
     if depth > config.max_depth:

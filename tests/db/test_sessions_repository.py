@@ -78,6 +78,39 @@ async def test_create_session_refuses_an_invalid_config(db: Database) -> None:
     assert "max_depth" in str(excinfo.value)
 
 
+@pytest.mark.parametrize(
+    ("base_url", "config", "field"),
+    [
+        ("https://bob:hunter2@shop.example/", None, "base_url"),
+        ("https://hunter2@shop.example/", None, "base_url"),
+        (
+            "https://shop.example/",
+            {
+                "credentials": {
+                    "username": "qa",
+                    "password": "x",
+                    "login_url": "https://qa:hunter2@shop.example/login",
+                }
+            },
+            "config",
+        ),
+    ],
+)
+async def test_create_session_refuses_a_user_or_password_in_a_url_and_stores_nothing(
+    db: Database, raw: asyncpg.Connection, base_url: str, config: dict[str, Any] | None, field: str
+) -> None:
+    """Stored URLs are shown in clear: a password in one would bypass the encryption at rest
+    of config.credentials, where the error says it belongs."""
+    with pytest.raises(InvalidArgument) as refused:
+        async with db.session() as s:
+            await CrawlSessionRepository(s).create_session(base_url, config)
+    assert refused.value.field == field
+    assert "has a user name or password in it" in str(refused.value)
+    assert "config.credentials" in str(refused.value)
+    assert "hunter2" not in str(refused.value)
+    assert await raw.fetchval("SELECT count(*) FROM crawl_sessions") == 0
+
+
 async def test_session_output_masks_the_site_password_but_get_config_keeps_it(
     db: Database,
 ) -> None:

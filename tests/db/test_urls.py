@@ -14,6 +14,7 @@ from db.urls import (
     TrailingSlash,
     _library_parts,
     _plain_parts,
+    check_no_userinfo,
     is_tracking_param,
     matches,
     normalize_url,
@@ -115,6 +116,48 @@ def test_a_port_that_is_no_number_in_range_is_refused(bad: str) -> None:
         normalize_url(bad)
 
 
+SECRET = "s3cr3t-pw"
+
+
+@pytest.mark.parametrize(
+    ("given", "shown"),
+    [
+        (f"https://bob:{SECRET}@shop.example/", "https://***@shop.example/"),
+        (f"https://{SECRET}@shop.example/a", "https://***@shop.example/a"),  # a token as user
+        (f"https://:{SECRET}@shop.example/", "https://***@shop.example/"),
+        (f"HTTPS://bob:{SECRET}@Shop.Example:443/a?q=1", "HTTPS://***@Shop.Example:443/a?q=1"),
+        (f"https://a@{SECRET}@shop.example/", "https://***@shop.example/"),  # the last "@"
+        (f"https://bob:{SECRET}@shop.example:x/", "https://***@shop.example:x/"),  # bad port
+        (f"ftp://bob:{SECRET}@shop.example/", "ftp://***@shop.example/"),
+        (f"http://bob:{SECRET}@a[", "http://***@a["),  # urlsplit refuses it
+        (f"ht\ttp://bob:{SECRET}@shop.example/", "http://***@shop.example/"),  # urlsplit drops \t
+        (f"https:\\\\bob:{SECRET}@shop.example/", "https:\\\\***@shop.example/"),
+        ("https://@shop.example/", "https://***@shop.example/"),
+    ],
+)
+def test_a_url_with_a_user_or_password_is_refused_without_repeating_them(
+    given: str, shown: str
+) -> None:
+    """A URL is stored and shown in clear: a password in it would bypass the encryption of
+    config.credentials. No error about it quotes the password (nor any other error first)."""
+    with pytest.raises(InvalidUrl) as refused:
+        normalize_url(given)
+    message = str(refused.value)
+    assert message.startswith(f"{shown!r} has a user name or password in it")
+    assert "config.credentials" in message
+    assert SECRET not in message
+
+
+@pytest.mark.parametrize(
+    "url", ["https://shop.example/@bob", "https://shop.example/a?to=bob@x.example", "mailto:a@b"]
+)
+def test_an_at_sign_after_the_host_is_no_user_name(url: str) -> None:
+    try:
+        normalize_url(url)
+    except InvalidUrl as exc:
+        assert "user name" not in str(exc)
+
+
 @pytest.mark.parametrize(
     ("url", "expected"),
     [
@@ -144,6 +187,7 @@ def _reference_normalize_url(
     drop_tracking_params: bool = True,
     trailing_slash: TrailingSlash = TrailingSlash.KEEP,
 ) -> str:
+    check_no_userinfo(url)  # before anything that would quote it (never on the fast path)
     raw = url.strip()
     try:  # what urlsplit refuses ("http://a[") is an InvalidUrl, not a bare ValueError
         scheme, netloc = urlsplit(raw)[:2]
