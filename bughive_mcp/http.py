@@ -3,11 +3,19 @@
 Layers, outside in: bearer-token check (constant-time compare; ``/healthz`` is open for
 liveness probes), then the SDK's transport with explicit DNS-rebinding protection (Host and
 Origin allow-lists for every bind address, not only localhost) and a request-body limit.
+
+Each token is a user to the SDK, which binds every MCP session to the user that opened it: a
+session id presented with another token is answered as an unknown one (404 "Session not
+found"), so one client can neither use nor end another's session, nor learn that it exists.
 """
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 
+from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
+from mcp.server.auth.provider import AccessToken
 from mcp.server.transport_security import TransportSecuritySettings
+from starlette.authentication import AuthCredentials
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -115,11 +123,28 @@ class BodyLimitMiddleware:
         await response(scope, receive, send)
 
 
+@dataclass(frozen=True)
+class TokenPrincipal:
+    """Who presents a token: the tenant it acts as, and the user it is to the SDK."""
+
+    tenant: str | None
+    user: AuthenticatedUser
+
+    @classmethod
+    def numbered(cls, number: int, tenant: str | None) -> "TokenPrincipal":
+        """The SDK tells users apart by ``client_id``: a name for the token, not the token
+        (which would then sit in every repr of the user)."""
+        name = f"token-{number}"
+        return cls(tenant, AuthenticatedUser(AccessToken(token=name, client_id=name, scopes=[])))
+
+
 class BearerTokenMiddleware:
     """Requires ``Authorization: Bearer <token>`` on every HTTP request but the health probe.
 
     In multi-tenant mode each token acts as a tenant (``tenant`` for ``token``, and every
-    entry of ``tenant_tokens``): the request is served with ``current_tenant`` set to it."""
+    entry of ``tenant_tokens``): the request is served with ``current_tenant`` set to it.
+    Each token is also the request's user (``scope["user"]``, as Starlette's authentication
+    sets it), to which the SDK binds the MCP sessions it opens."""
 
     def __init__(
         self,
@@ -130,11 +155,15 @@ class BearerTokenMiddleware:
         tenant_tokens: Iterable[TenantToken] = (),
     ) -> None:
         self.app = app
-        self.principals: list[tuple[bytes, str | None]] = [
-            (t.token.get_secret_value().encode(), t.tenant) for t in tenant_tokens
+        tokens: list[tuple[str, str | None]] = [
+            (t.token.get_secret_value(), t.tenant) for t in tenant_tokens
         ]
         if token is not None:
-            self.principals.append((token.encode(), tenant))
+            tokens.append((token, tenant))
+        self.principals = [
+            (secret.encode(), TokenPrincipal.numbered(number, owner))
+            for number, (secret, owner) in enumerate(tokens, start=1)
+        ]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope.get("path") == HEALTH_PATH:
@@ -142,8 +171,8 @@ class BearerTokenMiddleware:
             return
         header = Request(scope).headers.get("authorization", "")
         scheme, _, presented = header.partition(" ")
-        authenticated, tenant = match_token(presented.strip(), self.principals)
-        if scheme.lower() != "bearer" or not authenticated:
+        authenticated, principal = match_token(presented.strip(), self.principals)
+        if scheme.lower() != "bearer" or not authenticated or principal is None:
             response = JSONResponse(
                 {"error": "unauthorized", "error_description": "a valid bearer token is required"},
                 status_code=401,
@@ -151,7 +180,8 @@ class BearerTokenMiddleware:
             )
             await response(scope, receive, send)
             return
-        bound = current_tenant.set(tenant)
+        scope["user"], scope["auth"] = principal.user, AuthCredentials()
+        bound = current_tenant.set(principal.tenant)
         try:
             await self.app(scope, receive, send)
         finally:

@@ -12,6 +12,7 @@ import hmac
 from collections.abc import Iterable
 from contextvars import ContextVar
 from dataclasses import dataclass
+from typing import TypeVar
 
 from pydantic import SecretStr
 
@@ -21,6 +22,7 @@ from db.errors import DomainError
 from db.tenancy import check_tenant, row_security
 
 MIN_TOKEN_LENGTH = 16
+Principal = TypeVar("Principal")
 
 current_tenant: ContextVar[str | None] = ContextVar("bughive_tenant", default=None)
 
@@ -68,17 +70,18 @@ def parse_tenant_tokens(raw: str) -> list[TenantToken]:
 
 
 def match_token(
-    presented: str, principals: Iterable[tuple[bytes, str | None]]
-) -> tuple[bool, str | None]:
-    """(authenticated, tenant) for a presented bearer token. Compares against every principal
-    in constant time, without stopping at the first match, so timing reveals neither which
-    token matched nor how many there are before it."""
+    presented: str, principals: Iterable[tuple[bytes, Principal]]
+) -> tuple[bool, Principal | None]:
+    """(authenticated, principal) for a presented bearer token, the principal being what the
+    caller keeps beside each token (its tenant, …). Compares against every token in constant
+    time, without stopping at the first match, so timing reveals neither which token matched
+    nor how many there are before it."""
     given = presented.encode()
-    found, tenant = False, None
-    for token, token_tenant in principals:
+    found, principal = False, None
+    for token, token_principal in principals:
         if hmac.compare_digest(given, token):
-            found, tenant = True, token_tenant
-    return found, tenant
+            found, principal = True, token_principal
+    return found, principal
 
 
 def request_tenant(default: str | None, multi_tenant: bool) -> str | None:

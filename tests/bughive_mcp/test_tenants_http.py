@@ -18,7 +18,12 @@ from sqlalchemy.engine import URL
 
 from db.database import Database
 from tests.bughive_mcp.processes import SERVER_COMMAND, child_env
-from tests.bughive_mcp.test_http import free_port, post_initialize, wait_until_healthy
+from tests.bughive_mcp.test_http import (
+    MCP_HEADERS,
+    free_port,
+    post_initialize,
+    wait_until_healthy,
+)
 from tests.bughive_mcp.toolcalls import BUG_FIELDS, call_error, call_ok
 from tests.conftest import PostgresServer
 from tests.tenants import ACME, GLOBEX, runtime_role
@@ -182,3 +187,37 @@ def test_a_token_of_no_tenant_is_refused_with_401(base_url: str) -> None:
     response = post_initialize(base_url, Authorization=f"Bearer {TOKENS[ACME]}x")
 
     assert response.status_code == 401
+
+
+def session_call(
+    base_url: str, tenant: str, session_id: str, method: str = "POST"
+) -> httpx2.Response:
+    """One request on an MCP session (``tools/list``, or the ``DELETE`` that ends it) with
+    ``tenant``'s token."""
+    headers = {**MCP_HEADERS, "Authorization": f"Bearer {TOKENS[tenant]}",
+               "Mcp-Session-Id": session_id, "Mcp-Protocol-Version": "2025-11-25"}  # fmt: skip
+    if method == "DELETE":
+        return httpx2.delete(f"{base_url}/mcp", headers=headers, timeout=10)
+    listing = {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}
+    return httpx2.post(f"{base_url}/mcp", json=listing, headers=headers, timeout=10)
+
+
+@pytest.mark.parametrize("base_url", ["stateful"], indirect=True)
+def test_an_http_session_answers_another_token_as_if_it_did_not_exist(base_url: str) -> None:
+    """The spec's session binding: acme's session id with globex's valid token is refused
+    exactly as an unknown id is (so globex learns nothing), and acme's session goes on."""
+    opened = post_initialize(base_url, Authorization=f"Bearer {TOKENS[ACME]}")
+    assert opened.status_code == 200
+    session_id = opened.headers["mcp-session-id"]
+    unknown = session_call(base_url, GLOBEX, "0" * 32)
+
+    for method in ("POST", "DELETE"):
+        taken = session_call(base_url, GLOBEX, session_id, method)
+        assert (taken.status_code, taken.text) == (unknown.status_code, unknown.text)
+        assert taken.status_code == 404
+        assert "Session not found" in taken.text
+
+    still_open = session_call(base_url, ACME, session_id)
+    assert still_open.status_code == 200
+    assert "create_session" in still_open.text
+    assert session_call(base_url, ACME, session_id, "DELETE").status_code == 200
