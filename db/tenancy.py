@@ -12,7 +12,9 @@ not own the tables (superusers and ``BYPASSRLS`` roles excepted), so:
   parameter: it ends with the transaction, so it can never bleed into the next user of a pooled
   connection (and works behind PgBouncer's transaction pooling).
 
-A transaction bound to no tenant sees no rows and can write none (fail-closed).
+A transaction bound to no tenant sees no rows and can write none (fail-closed). The policies
+trust the setting, and any session of the runtime role may set it to any tenant: the role's
+password is a key to every tenant's rows (README, *Multi-tenant mode*).
 """
 
 import re

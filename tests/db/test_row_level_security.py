@@ -147,6 +147,18 @@ async def test_the_owner_is_reported_as_not_bound_by_the_policies(database_url: 
     assert any("superuser" in p or "owns" in p for p in security.problems)
 
 
+async def test_whoever_logs_in_as_the_runtime_role_may_bind_any_tenant(
+    runtime: Database, tenants: dict[str, Seeded]
+) -> None:
+    """The known limit the README states where it sets the role up: the policies trust the
+    setting, and the role may set it to any tenant. Its password is every tenant's key."""
+    async with runtime.engine.begin() as conn:  # LOCAL: the pooled connection keeps nothing
+        await conn.execute(text("SET LOCAL bughive.tenant = 'globex'"))
+        seen = await conn.scalar(text("SELECT id FROM crawl_sessions"))
+
+    assert seen == tenants[GLOBEX].session_id
+
+
 # --- reads, writes and counts across tenants --------------------------------------------
 
 
