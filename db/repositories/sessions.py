@@ -7,12 +7,12 @@ from decimal import Decimal
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import func, literal_column, select, update
+from sqlalchemy import Numeric, func, literal_column, select, update
 from sqlalchemy.dialects.postgresql import insert
 
 from db.driver import driver_connection, fetch_aggregate
 from db.enums import BugPriority, PageStatus, SessionStatus
-from db.errors import Conflict, InvalidArgument, NotFound
+from db.errors import Conflict, CounterLimit, InvalidArgument, NotFound
 from db.models import TENANT_DEFAULT, CrawlSession, Page
 from db.repositories.base import Repository, count_filters_sql, counts_from_row
 from db.schemas import (
@@ -26,6 +26,14 @@ from db.secrets import cipher_of, seal, unseal
 from db.urls import InvalidUrl
 
 MAX_COST_PER_CALL = Decimal("10000")
+# total_cost is NUMERIC(10, 4): at most 999999.9999 (USD), in steps of 0.0001. Derived from the
+# column, so a wider column widens the limit.
+_COST_TYPE = CrawlSession.__table__.c.total_cost.type
+assert isinstance(_COST_TYPE, Numeric)
+COST_STEP = Decimal(1).scaleb(-int(_COST_TYPE.scale or 0))
+MAX_TOTAL_COST = (
+    Decimal(10) ** (int(_COST_TYPE.precision or 0) - int(_COST_TYPE.scale or 0)) - COST_STEP
+)
 
 
 class CrawlSessionRepository(Repository):
@@ -200,19 +208,29 @@ class CrawlSessionRepository(Repository):
         return CrawlSessionPublic.model_validate(row)
 
     async def _increment(
-        self, session_id: uuid.UUID, column: str, amount: int | Decimal
+        self,
+        session_id: uuid.UUID,
+        column: str,
+        amount: int | Decimal,
+        at_most: Decimal | None = None,
     ) -> CrawlSession:
         """``SET column = column + amount`` in SQL, so concurrent increments never get lost;
-        returns the session as it is now (and its transaction's id, see _update_returning)."""
+        returns the session as it is now (and its transaction's id, see _update_returning).
+
+        With ``at_most``, the same statement changes nothing when the sum would pass it
+        (:class:`CounterLimit`, after one read to say so): the check and the increment cannot
+        be separated by a concurrent one."""
         col = CrawlSession.__table__.c[column]
-        row = await self._update_returning(
-            CrawlSession,
-            update(CrawlSession)
-            .where(CrawlSession.id == session_id)
-            .values({column: col + amount}),
-        )
+        stmt = update(CrawlSession).where(CrawlSession.id == session_id)
+        if at_most is not None:
+            stmt = stmt.where(col + amount <= at_most)
+        row = await self._update_returning(CrawlSession, stmt.values({column: col + amount}))
         if row is None:
-            raise NotFound("crawl session", session_id)
+            current = await self.session.scalar(select(col).where(CrawlSession.id == session_id))
+            if current is None:
+                raise NotFound("crawl session", session_id)
+            assert at_most is not None  # without a limit, only a missing row matches nothing
+            raise CounterLimit("crawl session", session_id, column, current, amount, at_most)
         return row
 
     async def increment_pages_discovered(self, session_id: uuid.UUID, count: int = 1) -> None:
@@ -225,13 +243,18 @@ class CrawlSessionRepository(Repository):
         await self._increment(session_id, "bugs_found", _non_negative("count", count))
 
     async def add_cost(self, session_id: uuid.UUID, cost: float | Decimal) -> CrawlSessionPublic:
-        """Add AI spend (USD) to the session's ``total_cost``; returns the updated session."""
+        """Add AI spend (USD) to the session's ``total_cost``; returns the updated session.
+
+        Refused (:class:`CounterLimit`, nothing changed) when the total would pass
+        ``MAX_TOTAL_COST``, the most its column holds."""
         amount = Decimal(str(cost))
         if not amount.is_finite() or amount < 0 or amount > MAX_COST_PER_CALL:
             raise InvalidArgument(
                 "cost", f"must be between 0 and {MAX_COST_PER_CALL} USD, got {cost}"
             )
-        row = await self._increment(session_id, "total_cost", amount.quantize(Decimal("0.0001")))
+        row = await self._increment(
+            session_id, "total_cost", amount.quantize(COST_STEP), at_most=MAX_TOTAL_COST
+        )
         return CrawlSessionPublic.model_validate(row)
 
     async def get_session_statistics(self, session_id: uuid.UUID) -> SessionStatistics:

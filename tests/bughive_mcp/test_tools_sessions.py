@@ -2,8 +2,10 @@
 add_cost, get_session_statistics."""
 
 import json
+import uuid
 from typing import Any
 
+import asyncpg
 import pytest
 from mcp import Client
 
@@ -430,6 +432,28 @@ async def test_add_cost_refuses_more_than_the_per_call_cap_naming_cost_usd(
 
     assert "'cost_usd'" in message
     assert "10000" in message
+
+
+async def test_add_cost_past_what_total_cost_can_hold_is_refused_naming_the_limit(
+    client: Client, raw: asyncpg.Connection
+) -> None:
+    """total_cost is NUMERIC(10, 4): a total of 10^6 USD or more cannot be stored."""
+    session = await new_session(client)
+    await raw.execute(
+        "UPDATE crawl_sessions SET total_cost = 999995 WHERE id = $1", uuid.UUID(session["id"])
+    )
+    before = await get_session(client, session["id"])
+
+    message = await call_error(client, "add_cost", session_id=session["id"], cost_usd=10)
+
+    assert message == (
+        f"Error executing tool add_cost: cannot add 10.0000 to the total_cost of crawl session "
+        f"{session['id']}: it is 999995.0000, and total_cost can hold at most 999999.9999; "
+        "nothing was changed"
+    )
+    assert await get_session(client, session["id"]) == before
+    full = await call_ok(client, "add_cost", session_id=session["id"], cost_usd=4.9999)
+    assert full["total_cost"] == 999999.9999
 
 
 async def test_add_cost_of_an_unknown_session_names_the_crawl_session(client: Client) -> None:
