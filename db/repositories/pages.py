@@ -18,7 +18,7 @@ import json
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import timedelta
-from typing import Any
+from typing import Any, NoReturn
 
 from pydantic import ValidationError
 from sqlalchemy import ARRAY, Integer, String, bindparam, func, literal, select, update
@@ -29,7 +29,16 @@ from sqlalchemy.sql.elements import ColumnElement
 from db.database import remember_transaction_id
 from db.driver import driver_connection
 from db.enums import BugCategory, BugPriority, PageStatus, SessionStatus
-from db.errors import InvalidArgument, InvalidTransition, LeaseLost, NotFound, OutOfScope
+from db.errors import (
+    ConcurrentUpdate,
+    Conflict,
+    DomainError,
+    InvalidArgument,
+    InvalidTransition,
+    LeaseLost,
+    NotFound,
+    OutOfScope,
+)
 from db.models import CrawlSession, Page
 from db.repositories.base import (
     Repository,
@@ -227,6 +236,56 @@ def claim_statement(limit: int) -> str:
         limit=int(limit),
         expired_batch=MAX_CLAIM,
         count_cap=REMAINING_COUNT_CAP + int(limit),
+    )
+
+
+# What a refused fenced write needs to say why, $1: page_id (no row: no such page).
+LEASE_OF_PAGE = """
+SELECT status, claim_token, attempts, lease_expires_at > now() AS live FROM pages WHERE id = $1
+"""
+
+
+def fenced_refusal(
+    page_id: uuid.UUID, claim_token: uuid.UUID, lease: Mapping[str, Any]
+) -> DomainError:
+    """The error for a write with ``claim_token`` that did not match ``page_id`` now, from
+    the page's ``lease`` (:data:`LEASE_OF_PAGE`). Tokens of earlier claims are not kept, so a
+    token that is not the current one is told apart only by the page's history: claimed once
+    — it was never the page's token; claimed again — it may be from an earlier claim, whose
+    lease expired."""
+    status = PageStatus(lease["status"])
+    if status == PageStatus.ANALYZED:
+        return Conflict(
+            f"page {page_id} is already analyzed, so the claim_token holds nothing now; nothing "
+            "was changed, and nothing more is needed for this page"
+        )
+    if status == PageStatus.ERROR:
+        return Conflict(
+            f"page {page_id} is already finished with status 'error', so the claim_token holds "
+            "nothing now; nothing was changed. Drop this page and claim new work "
+            "(claim_pages_to_crawl)"
+        )
+    if status == PageStatus.DISCOVERED:
+        return InvalidArgument(
+            "claim_token",
+            f"page {page_id} is not claimed (status 'discovered'), so no claim_token holds it; "
+            "nothing was changed. Get work with claim_pages_to_crawl",
+        )
+    if lease["claim_token"] == claim_token:  # matched by the time of the read: it raced
+        return ConcurrentUpdate()
+    if lease["attempts"] <= 1:
+        return InvalidArgument(
+            "claim_token",
+            f"it is not the claim token of page {page_id}, which has been claimed once, under "
+            "another token; nothing was changed. Pass the claim_token your claim returned for "
+            "this page",
+        )
+    current = "holds it now" if lease["live"] else "has expired too"
+    return LeaseLost(
+        page_id,
+        "the claim_token is not its current one: after an earlier lease expired, the page was "
+        f"claimed again (claim {lease['attempts']} {current}), so a token from an earlier claim "
+        "no longer counts",
     )
 
 
@@ -545,17 +604,18 @@ class PageRepository(Repository):
             _fenced(page_id, claim_token).values(lease_expires_at=lease_until),
         )
         if row is None:
-            await self._raise_lease_lost(page_id)
+            await self._refuse_fenced_write(page_id, claim_token)
         return PageClaim.model_validate(row)
 
-    async def _raise_lease_lost(self, page_id: uuid.UUID) -> None:
-        """Why a fenced update (:func:`_fenced`) matched nothing."""
-        status = await self._current_status("pages", page_id)
-        if status is None:
+    async def _refuse_fenced_write(self, page_id: uuid.UUID, claim_token: uuid.UUID) -> NoReturn:
+        """Why a fenced write (:func:`_fenced`, :data:`FINISH_PAGE`) matched nothing, from one
+        read of the page's lease (only on this failure path): the write's own statement
+        cannot say, as it sees the row as it was when it started, not as the refusal found it."""
+        conn = await driver_connection(self.session)
+        lease = await conn.fetchrow(LEASE_OF_PAGE, page_id)
+        if lease is None:
             raise NotFound("page", page_id)
-        if status == PageStatus.CRAWLING:
-            raise LeaseLost(page_id, "another worker holds it now (your lease expired)")
-        raise LeaseLost(page_id, f"it is '{status}' now (your lease expired or it was finished)")
+        raise fenced_refusal(page_id, claim_token, lease)
 
     async def _finish(
         self,
@@ -577,8 +637,7 @@ class PageRepository(Repository):
             _fenced(page_id, claim_token).values(**finished),
         )
         if row is None:
-            await self._raise_lease_lost(page_id)
-        assert row is not None
+            await self._refuse_fenced_write(page_id, claim_token)
         return row
 
     async def mark_analyzed(
@@ -614,7 +673,7 @@ class PageRepository(Repository):
         )
         if row is None:
             if claim_token is not None:
-                await self._raise_lease_lost(page_id)
+                await self._refuse_fenced_write(page_id, claim_token)
             await self._refuse_transition(
                 Page, page_id, action="mark analyzed", allowed_from=[PageStatus.CRAWLING]
             )
