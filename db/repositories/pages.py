@@ -53,6 +53,7 @@ from db.schemas import (
     BulkCreateResult,
     ClaimResult,
     CrawlConfig,
+    DuplicateUrl,
     GraphEdge,
     GraphNode,
     NavigationGraph,
@@ -386,7 +387,8 @@ class PageRepository(Repository):
     ) -> BulkCreateResult:
         """Insert many discovered pages (``unnest`` + ``ON CONFLICT DO NOTHING``, one statement
         per ``INSERT_CHUNK`` new pages). URLs are normalized first; duplicates — in the batch or
-        already stored — are skipped, not errors; URLs outside the crawl limits (origin, depth,
+        already stored — are skipped, not errors (and reported: ``duplicates_in_batch``,
+        ``existing``); URLs outside the crawl limits (origin, depth,
         patterns, ``max_pages``) are refused with the reason. Nothing refused is stored.
 
         The session is locked, judged against and counted once per batch, however many chunks
@@ -405,13 +407,16 @@ class PageRepository(Repository):
         scope, capacity = await self._lock_open_session(session_id)
 
         refused: list[RefusedPage] = []
+        duplicates: list[DuplicateUrl] = []
         candidates: dict[str, NewPage] = {}
         for page in given:
             verdict = scope.judge(page.url, page.depth)
             if verdict.reason is not None:
                 refused.append(RefusedPage(url=page.url, reason=verdict.reason))
+            elif verdict.url in candidates:  # the first entry of a URL stands for it
+                duplicates.append(DuplicateUrl(url=page.url, same_as=verdict.url))
             else:
-                candidates.setdefault(verdict.url, page)
+                candidates[verdict.url] = page
         await self._require_parent(session_id, (p.parent_page_id for p in candidates.values()))
 
         # Which URLs are stored already matters before the insert only when not all of them
@@ -438,7 +443,7 @@ class PageRepository(Repository):
                 session_id, len(created)
             )
         existing = [PageRef(id=known[url], url=url) for url in candidates if url in known]
-        return BulkCreateResult.of(created, existing, refused)
+        return BulkCreateResult.of(created, existing, refused, duplicates)
 
     async def _existing(self, session_id: uuid.UUID, urls: list[str]) -> dict[str, uuid.UUID]:
         if not urls:

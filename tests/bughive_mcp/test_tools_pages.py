@@ -229,14 +229,54 @@ async def test_bulk_create_pages_lists_new_and_known_pages_and_counts_only_the_n
         "created": result["created"],
         "existing": [{"id": home["id"], "url": HOME}],
         "refused": [],
+        "duplicates_in_batch": [{"url": f"{BASE_URL}/cart", "same_as": f"{BASE_URL}/cart"}],
         "created_count": 2,
         "existing_count": 1,
         "refused_count": 0,
+        "duplicates_in_batch_count": 1,
         "truncated": False,
     }
     assert (await get_session(client, session["id"]))["pages_discovered"] == 3
     cart = await call_ok(client, "get_page", page_id=created[f"{BASE_URL}/cart"])
     assert (cart["parent_page_id"], cart["depth"], cart["status"]) == (home["id"], 1, "discovered")
+
+
+async def test_bulk_create_pages_accounts_for_every_url_given_duplicates_included(
+    client: Client,
+) -> None:
+    """10 URLs in: 3 new, 1 known, 3 refused and 3 repeating an earlier one of the batch (once
+    normalized) — each reported, so the counts add up to what was sent."""
+    session = await new_session(client)
+    await new_page(client, session["id"], HOME)
+    urls = [
+        f"{BASE_URL}/a",
+        f"{BASE_URL}/a?utm_source=mail",
+        f"{BASE_URL}/b",
+        HOME,
+        "https://other.example/1",
+        f"{BASE_URL}/b#reviews",
+        "https://other.example/2",
+        f"{BASE_URL}/c",
+        "https://other.example/3",
+        "HTTPS://SHOP.EXAMPLE/c",
+    ]
+
+    result = await call_ok(
+        client, "bulk_create_pages", session_id=session["id"], pages=[{"url": u} for u in urls]
+    )
+
+    assert (
+        result["created_count"],
+        result["existing_count"],
+        result["refused_count"],
+        result["duplicates_in_batch_count"],
+    ) == (3, 1, 3, 3)
+    assert result["duplicates_in_batch"] == [
+        {"url": f"{BASE_URL}/a?utm_source=mail", "same_as": f"{BASE_URL}/a"},
+        {"url": f"{BASE_URL}/b#reviews", "same_as": f"{BASE_URL}/b"},
+        {"url": "HTTPS://SHOP.EXAMPLE/c", "same_as": f"{BASE_URL}/c"},
+    ]
+    assert (await get_session(client, session["id"]))["pages_discovered"] == 4
 
 
 async def test_bulk_create_pages_lists_out_of_limit_urls_as_refused_with_the_reason(
@@ -329,6 +369,7 @@ async def test_bulk_create_pages_lists_at_most_max_listed_entries_and_exact_coun
     session = await new_session(client, max_pages=1000)
     pages = [{"url": f"{BASE_URL}/p/{i}", "depth": 1} for i in range(150)]
     pages += [{"url": f"https://elsewhere.example/{i}"} for i in range(120)]
+    pages += [{"url": f"{BASE_URL}/p/{i}#top", "depth": 1} for i in range(110)]
 
     first = await call_ok(client, "bulk_create_pages", session_id=session["id"], pages=pages)
     again = await call_ok(
@@ -338,12 +379,17 @@ async def test_bulk_create_pages_lists_at_most_max_listed_entries_and_exact_coun
         client, "bulk_create_pages", session_id=session["id"], pages=pages, max_listed=10_000
     )
 
-    assert (first["created_count"], first["refused_count"]) == (150, 120)
-    assert (len(first["created"]), len(first["refused"]), first["truncated"]) == (100, 100, True)
+    counts = ("created_count", "refused_count", "duplicates_in_batch_count")
+    assert tuple(first[c] for c in counts) == (150, 120, 110)
+    listed = ("created", "refused", "duplicates_in_batch")
+    assert (*(len(first[name]) for name in listed), first["truncated"]) == (100, 100, 100, True)
     assert [ref["url"] for ref in first["created"]] == [p["url"] for p in pages[:100]]
     assert (again["existing_count"], again["refused_count"]) == (150, 120)
+    assert again["duplicates_in_batch_count"] == 110
     assert (again["existing"], again["refused"], again["truncated"]) == ([], [], True)
+    assert again["duplicates_in_batch"] == []
     assert (len(everything["existing"]), len(everything["refused"])) == (150, 120)
+    assert len(everything["duplicates_in_batch"]) == 110
     assert everything["truncated"] is False
     assert (await get_session(client, session["id"]))["pages_discovered"] == 150
 
