@@ -150,6 +150,13 @@ class CrawlSessionPublic(OutputModel):
         return mask_config(config)
 
 
+class SessionCompleted(CrawlSessionPublic):
+    unfinished_pages: dict[PageStatus, int] = Field(
+        description="Pages not finished when the session ended: 'discovered' ones were never "
+        "crawled (they stay so); 'crawling' ones were stopped (now error)."
+    )
+
+
 def mask_config(config: dict[str, Any]) -> dict[str, Any]:
     """A copy of a stored config with the credential password (clear or encrypted) replaced
     by a mask."""

@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy import Numeric, func, literal_column, select, update
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.engine import CursorResult
 
 from db.driver import driver_connection, fetch_aggregate
 from db.enums import BugPriority, PageStatus, SessionStatus
@@ -19,6 +20,7 @@ from db.schemas import (
     CrawlConfig,
     CrawlSessionList,
     CrawlSessionPublic,
+    SessionCompleted,
     SessionStatistics,
 )
 from db.scope import CrawlScope
@@ -26,6 +28,8 @@ from db.secrets import cipher_of, seal, unseal
 from db.urls import InvalidUrl
 
 MAX_COST_PER_CALL = Decimal("10000")
+# The statuses of pages a completion leaves unfinished (reported by complete_session).
+_UNFINISHED = (PageStatus.DISCOVERED, PageStatus.CRAWLING)
 # total_cost is NUMERIC(10, 4): at most 999999.9999 (USD), in steps of 0.0001. Derived from the
 # column, so a wider column widens the limit.
 _COST_TYPE = CrawlSession.__table__.c.total_cost.type
@@ -154,21 +158,22 @@ class CrawlSessionRepository(Repository):
         success: bool = True,
         error_message: str | None = None,
         force: bool = False,
-    ) -> CrawlSessionPublic:
+    ) -> SessionCompleted:
         """running → completed (``success``), or pending | running → failed (with the error).
 
         Refused (:class:`Conflict`) while a worker still holds a live lease on a page of the
         session, unless ``force``. On completion every page still in ``crawling`` becomes
-        ``error`` (its lease can no longer be honoured), so no page is left in flight."""
-        leased = await self.session.scalar(
-            select(func.count())
-            .select_from(Page)
-            .where(
-                Page.session_id == session_id,
-                Page.status == PageStatus.CRAWLING,
-                Page.lease_expires_at > func.now(),
+        ``error`` (its lease can no longer be honoured), so no page is left in flight. The
+        answer says how many pages were left unfinished: still discovered, and stopped."""
+        crawling = Page.status == PageStatus.CRAWLING
+        leased, discovered = (
+            await self.session.execute(
+                select(
+                    func.count().filter(crawling, Page.lease_expires_at > func.now()),
+                    func.count().filter(Page.status == PageStatus.DISCOVERED),
+                ).where(Page.session_id == session_id, Page.status.in_(_UNFINISHED))
             )
-        )
+        ).one()
         if leased and not force:
             raise Conflict(
                 f"cannot complete crawl session {session_id}: {leased} page(s) are still leased "
@@ -178,9 +183,9 @@ class CrawlSessionRepository(Repository):
         # session's rows takes its locks (mark_analyzed, create_bug and discovery change pages,
         # then the session's counters), so two of them can never deadlock. A refused status
         # change below rolls this back with the rest.
-        await self.session.execute(
+        stopped = await self.session.execute(
             update(Page)
-            .where(Page.session_id == session_id, Page.status == PageStatus.CRAWLING)
+            .where(Page.session_id == session_id, crawling)
             .values(
                 status=PageStatus.ERROR,
                 error_message="the crawl session ended while the page was being crawled",
@@ -205,7 +210,10 @@ class CrawlSessionRepository(Repository):
                 "error_message": None if success else error_message,
             },
         )
-        return CrawlSessionPublic.model_validate(row)
+        assert isinstance(stopped, CursorResult)  # an UPDATE's result: it has a rowcount
+        unfinished = {PageStatus.DISCOVERED: discovered, PageStatus.CRAWLING: stopped.rowcount}
+        public = CrawlSessionPublic.model_validate(row)
+        return SessionCompleted(**dict(public), unfinished_pages=unfinished)
 
     async def _increment(
         self,

@@ -223,6 +223,7 @@ async def test_complete_session_moves_running_to_completed(client: Client) -> No
         "status": "completed",
         "completed_at": completed["completed_at"],
         "updated_at": completed["updated_at"],
+        "unfinished_pages": {"discovered": 0, "crawling": 0},
     }
     assert timestamp(completed["completed_at"]) >= timestamp(running["started_at"])
 
@@ -243,6 +244,26 @@ async def test_complete_session_without_success_fails_it_with_the_error_message(
     assert failed["status"] == "failed"
     assert failed["error_message"] == "site returned 503 for ten minutes"
     timestamp(failed["completed_at"])
+
+
+async def test_complete_session_says_how_many_pages_were_left_unfinished(
+    client: Client,
+) -> None:
+    """Pages never crawled stay discovered; pages in flight (lease expired, or force) end in
+    error: the answer says how many of each, so an early completion does not go unnoticed."""
+    session = await new_session(client)
+    for name in ("a", "b", "c"):
+        await new_page(client, session["id"], f"{BASE_URL}/{name}")
+    await analyzed_page(client, session["id"])
+    claimed = await call_ok(client, "claim_pages_to_crawl", session_id=session["id"], limit=1)
+
+    completed = await call_ok(
+        client, "complete_session", session_id=session["id"], success=False, force=True
+    )
+
+    assert completed["unfinished_pages"] == {"discovered": 2, "crawling": 1}
+    stopped = await call_ok(client, "get_page", page_id=claimed["items"][0]["id"])
+    assert stopped["status"] == "error"
 
 
 async def test_complete_session_refuses_a_pending_session_naming_both_statuses(
@@ -300,6 +321,7 @@ async def test_complete_session_with_force_ends_the_leases_of_pages_in_flight(
     completed = await call_ok(client, "complete_session", session_id=session["id"], force=True)
 
     assert completed["status"] == "completed"
+    assert completed["unfinished_pages"] == {"discovered": 0, "crawling": 1}
     in_flight = await call_ok(client, "get_page", page_id=page["id"])
     assert (in_flight["status"], in_flight["lease_expires_at"]) == ("error", None)
 
