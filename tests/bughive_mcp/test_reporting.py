@@ -119,6 +119,22 @@ async def test_schema_resource_describes_tables_and_life_cycles(client: Client) 
         assert word in text
 
 
+async def test_resource_descriptions_are_plain_text_for_the_agent(client: Client) -> None:
+    """The descriptions come from docstrings: without their source indentation and reST
+    markup (````truncated````), as the tool descriptions are."""
+    templates = (await client.list_resource_templates()).resource_templates
+    resources = (await client.list_resources()).resources
+    descriptions = {item.name: item.description or "" for item in [*templates, *resources]}
+
+    assert set(descriptions) == {"session_report", "session_graph", "schema"}
+    for name, description in descriptions.items():
+        assert description, name
+        assert "\n" not in description and "  " not in description, (name, description)
+        assert "``" not in description, (name, description)
+    graph = descriptions["session_graph"]
+    assert "(shallowest 2000 pages; truncated says when there are more)" in graph
+
+
 async def test_prompts_give_the_crawl_loop_and_triage(client: Client) -> None:
     prompts = {p.name for p in (await client.list_prompts()).prompts}
     assert prompts == {"crawl_site", "triage_bugs"}
