@@ -124,7 +124,8 @@ async def test_resource_descriptions_are_plain_text_for_the_agent(client: Client
     markup (````truncated````), as the tool descriptions are."""
     templates = (await client.list_resource_templates()).resource_templates
     resources = (await client.list_resources()).resources
-    descriptions = {item.name: item.description or "" for item in [*templates, *resources]}
+    descriptions = {t.name: t.description or "" for t in templates}
+    descriptions.update({r.name: r.description or "" for r in resources})
 
     assert set(descriptions) == {"session_report", "session_graph", "schema"}
     for name, description in descriptions.items():
