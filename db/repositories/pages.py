@@ -659,7 +659,8 @@ class PageRepository(Repository):
     ) -> PagePublic:
         """crawling → analyzed; stores the analysis and raises the session's
         ``pages_crawled`` by one in the same transaction. With ``claim_token`` the write is
-        fenced: refused (:class:`LeaseLost`) unless the token still holds the page.
+        fenced: refused unless the token still holds the page (:func:`fenced_refusal` says
+        why: not the page's token, lease lost, or already finished).
 
         One statement (:data:`FINISH_PAGE`, on the driver path); a second only to say why,
         when the page was not changed."""
