@@ -15,8 +15,12 @@ from pydantic_core import ErrorDetails
 
 from db.errors import DomainError
 
+# An unexpected failure is a bug in the server: nothing says the same call would succeed if
+# repeated (failures a retry can fix are domain errors that say so, e.g. DatabaseUnavailable),
+# so the agent is not sent round a loop that fails every time.
 INTERNAL_ERROR = (
-    "internal error; the failure was logged on the server. Retry, or report it if it persists"
+    "internal error: the server failed unexpectedly and logged the failure; this is a bug in "
+    "the server, so report it (with the tool name and the time) rather than repeating the call"
 )
 
 

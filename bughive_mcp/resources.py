@@ -5,7 +5,10 @@
 - ``bughive://schema`` — the data model, vocabularies and life cycles, for orientation.
 """
 
+import inspect
 import uuid
+from collections.abc import Callable
+from typing import Any
 
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
@@ -88,19 +91,31 @@ def data_model() -> str:
     return "\n".join(lines) + "\n"
 
 
+def described(fn: Callable[..., Any]) -> str:
+    """``fn``'s docstring as the agent reads it: one paragraph, without the source's
+    indentation and line breaks or reST's ````literal```` markup (the SDK passes it as is)."""
+    return " ".join(inspect.cleandoc(fn.__doc__ or "").replace("``", "").split())
+
+
 def register_resources(server: MCPServer[AppState]) -> None:
     server.resource(
         "bughive://sessions/{session_id}/report",
         name="session_report",
         title="Crawl session report",
+        description=described(session_report),
         mime_type="text/markdown",
     )(session_report)
     server.resource(
         "bughive://sessions/{session_id}/graph",
         name="session_graph",
         title="Crawl session navigation graph",
+        description=described(session_graph),
         mime_type="application/json",
     )(session_graph)
     server.resource(
-        "bughive://schema", name="schema", title="BugHive data model", mime_type="text/markdown"
+        "bughive://schema",
+        name="schema",
+        title="BugHive data model",
+        description=described(data_model),
+        mime_type="text/markdown",
     )(data_model)

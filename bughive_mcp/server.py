@@ -2,6 +2,7 @@
 one error boundary and one output format around every tool call."""
 
 import logging
+import math
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -49,8 +50,9 @@ class BugHiveServer(MCPServer[AppState]):
         """Every tool call passes here:
 
         - unknown argument names are refused (not silently ignored);
-        - NUL characters are refused, naming where they are (PostgreSQL text and JSON cannot
-          store them: without this they failed as an internal error that said "retry");
+        - NUL characters and non-finite numbers (NaN, Infinity, 1e999) are refused, naming
+          where they are (PostgreSQL text and JSON cannot store them: without this they failed
+          as an internal error);
         - domain and validation errors become clear ``isError`` results naming the field;
         - any other failure is logged with its traceback and reported generically;
         - the text block is compact JSON of the structured result (``bughive_mcp.arguments``).
@@ -64,7 +66,7 @@ class BugHiveServer(MCPServer[AppState]):
                     f"{self.hidden_tools[name]}"
                 )
             self._refuse_unknown_arguments(name, arguments)
-            _refuse_nul_characters(name, arguments)
+            _refuse_unstorable_values(name, arguments)
             try:
                 result = await super().call_tool(name, arguments, context)
             except ToolError as exc:
@@ -112,22 +114,30 @@ def shown_name(name: str, limit: int = 100) -> str:
     return escaped + ("…" if len(name) > limit else "")
 
 
-def _refuse_nul_characters(name: str, arguments: dict[str, Any]) -> None:
-    if not _holds_nul(arguments):  # the usual case, decided without building any path
+NOT_FINITE = "must be a finite number (JSON has no NaN or Infinity)"
+HAS_NUL = "must not contain NUL (\\u0000) characters"
+
+
+def _refuse_unstorable_values(name: str, arguments: dict[str, Any]) -> None:
+    """Refuse what PostgreSQL's text and JSON cannot store, naming each place: NUL characters,
+    and numbers that are not finite. JSON has no NaN or Infinity, but the wire's parsers read
+    ``NaN``, ``Infinity`` and a number too large for a double (``1e999``) as such floats."""
+    if not _holds_unstorable(arguments):  # the usual case, decided without building any path
         return
-    found = sorted(set(_nul_paths(arguments, "")))
+    found = sorted(set(_unstorable_paths(arguments, "")))
     if found:
-        listed = "; ".join(f"'{path}' must not contain NUL (\\u0000) characters" for path in found)
-        noun = "argument" if len(found) == 1 else "arguments"
+        listed = "; ".join(f"'{path}' {problem}" for path, problem in found)
+        noun, them = ("argument", "it") if len(found) == 1 else ("arguments", "them")
         raise ToolError(
             f"Error executing tool {name}: {len(found)} invalid {noun}: {listed}; "
-            "remove them and call again"
+            f"fix {them} and call again"
         )
 
 
-def _holds_nul(value: Any) -> bool:
-    """Whether ``_nul_paths`` finds anything: the same walk, without recursion and without
-    building a path per value (10,000 pages of bulk_create_pages: ~4 ms instead of ~35)."""
+def _holds_unstorable(value: Any) -> bool:
+    """Whether ``_unstorable_paths`` finds anything: the same walk, without recursion and
+    without building a path per value (10,000 pages of bulk_create_pages: ~4 ms instead of
+    ~35)."""
     pending = [value]
     while pending:
         item = pending.pop()
@@ -141,24 +151,29 @@ def _holds_nul(value: Any) -> bool:
             pending.extend(item.values())
         elif isinstance(item, list | tuple):
             pending.extend(item)
+        elif isinstance(item, float) and not math.isfinite(item):
+            return True
     return False
 
 
-def _nul_paths(value: Any, path: str) -> Iterator[str]:
-    """Where ``value`` holds a NUL character, as ``field.key.0`` paths (keys included)."""
+def _unstorable_paths(value: Any, path: str) -> Iterator[tuple[str, str]]:
+    """Where ``value`` holds a NUL character or a non-finite number, as ``field.key.0`` paths
+    (keys included), each with what is wrong there."""
     if isinstance(value, str):
         if "\x00" in value:
-            yield path
+            yield path, HAS_NUL
     elif isinstance(value, dict):
         for key, item in value.items():
             inner = f"{path}.{key}" if path else str(key)
             inner = inner.replace("\x00", "\\u0000")
             if "\x00" in str(key):
-                yield inner
-            yield from _nul_paths(item, inner)
+                yield inner, HAS_NUL
+            yield from _unstorable_paths(item, inner)
     elif isinstance(value, list | tuple):
         for index, item in enumerate(value):
-            yield from _nul_paths(item, f"{path}.{index}")
+            yield from _unstorable_paths(item, f"{path}.{index}")
+    elif isinstance(value, float) and not math.isfinite(value):
+        yield path, NOT_FINITE
 
 
 def shape_tool(registered: Tool, output_schemas: str = "compact") -> None:

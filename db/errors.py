@@ -61,6 +61,29 @@ class Conflict(DomainError):
     """The request contradicts the current state in a way no retry can fix by itself."""
 
 
+class CounterLimit(Conflict):
+    """An increment that would take a stored total past what its column can hold: refused by
+    the statement itself, so nothing was changed."""
+
+    def __init__(
+        self,
+        entity: str,
+        entity_id: object,
+        column: str,
+        current: object,
+        amount: object,
+        limit: object,
+    ) -> None:
+        self.entity = entity
+        self.entity_id = entity_id
+        self.column = column
+        self.limit = limit
+        super().__init__(
+            f"cannot add {amount} to the {column} of {entity} {entity_id}: it is {current}, and "
+            f"{column} can hold at most {limit}; nothing was changed"
+        )
+
+
 class LeaseLost(Conflict):
     """A worker wrote to a page it no longer holds: fencing refused the write."""
 

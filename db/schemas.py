@@ -157,6 +157,13 @@ class CrawlSessionPublic(OutputModel):
         return mask_config(config)
 
 
+class SessionCompleted(CrawlSessionPublic):
+    unfinished_pages: dict[PageStatus, int] = Field(
+        description="Pages not finished when the session ended: 'discovered' ones were never "
+        "crawled (they stay so); 'crawling' ones were stopped (now error)."
+    )
+
+
 def mask_config(config: dict[str, Any]) -> dict[str, Any]:
     """A copy of a stored config with the credential password (clear or encrypted) replaced
     by a mask."""
@@ -224,15 +231,27 @@ class RefusedPage(BaseModel):
     reason: str
 
 
+class DuplicateUrl(BaseModel):
+    url: str = Field(description="The URL as given.")
+    same_as: str = Field(description="The earlier entry of the batch it repeats, as stored.")
+
+
 class BulkCreateResult(BaseModel):
+    """Every URL given is in exactly one of the lists (the counts add up to the batch)."""
+
     created: list[PageRef] = Field(description="Pages that were new (URLs as stored).")
     existing: list[PageRef] = Field(description="Pages that were already known (not counted).")
     refused: list[RefusedPage] = Field(
         default_factory=list, description="Not stored: outside the crawl's limits, with why."
     )
+    duplicates_in_batch: list[DuplicateUrl] = Field(
+        default_factory=list,
+        description="Entries repeating an earlier one of this batch once normalized: one page.",
+    )
     created_count: int
     existing_count: int
     refused_count: int = 0
+    duplicates_in_batch_count: int = 0
     truncated: bool = Field(
         default=False,
         description="True when a list holds only its first max_listed entries; counts are exact.",
@@ -243,29 +262,38 @@ class BulkCreateResult(BaseModel):
 
         An agent's answer must fit its context: 10,000 new pages listed are ~1 MB of JSON,
         where Claude Code refuses a tool answer over 25,000 tokens by default."""
-        if max(len(self.created), len(self.existing), len(self.refused)) <= max_listed:
+        lists = (self.created, self.existing, self.refused, self.duplicates_in_batch)
+        if max(len(listed) for listed in lists) <= max_listed:
             return self
         return self.model_copy(
             update={
                 "created": self.created[:max_listed],
                 "existing": self.existing[:max_listed],
                 "refused": self.refused[:max_listed],
+                "duplicates_in_batch": self.duplicates_in_batch[:max_listed],
                 "truncated": True,
             }
         )
 
     @classmethod
     def of(
-        cls, created: list[PageRef], existing: list[PageRef], refused: list[RefusedPage]
+        cls,
+        created: list[PageRef],
+        existing: list[PageRef],
+        refused: list[RefusedPage],
+        duplicates_in_batch: list[DuplicateUrl] | None = None,
     ) -> "BulkCreateResult":
         """The result with its counts derived from the lists (so they cannot disagree)."""
+        duplicates = duplicates_in_batch or []
         return cls(
             created=created,
             existing=existing,
             refused=refused,
+            duplicates_in_batch=duplicates,
             created_count=len(created),
             existing_count=len(existing),
             refused_count=len(refused),
+            duplicates_in_batch_count=len(duplicates),
         )
 
 

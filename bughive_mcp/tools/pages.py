@@ -98,7 +98,8 @@ async def bulk_create_pages(
 ) -> BulkCreateResult:
     """Record all links found on a page in one call (up to 10,000). URLs are normalized;
     already-known ones are listed under existing, out-of-limits ones under refused (with the
-    reason); only new ones raise pages_discovered."""
+    reason), repeats within the call under duplicates_in_batch; only new ones raise
+    pages_discovered."""
 
     async def report(done: int, total: int) -> None:  # large batches: the client shows progress
         await ctx.report_progress(done, total, f"{done} of {total} new pages recorded")

@@ -10,10 +10,21 @@ from bughive_mcp.tools.params import SessionId
 from bughive_mcp.tools.registry import tool
 
 
+def _absent(value: object) -> bool:
+    return value is None
+
+
 class ExportedReport(BaseModel):
+    """One of ``markdown`` and ``report``, the other left out (not sent as null: the agent
+    pays for every byte and should not wonder what a null report means)."""
+
     format: Literal["markdown", "json"]
-    markdown: str | None = Field(description="The report, when format is markdown.")
-    report: SessionReport | None = Field(description="The report data, when format is json.")
+    markdown: str | None = Field(
+        default=None, exclude_if=_absent, description="The report, when format is markdown."
+    )
+    report: SessionReport | None = Field(
+        default=None, exclude_if=_absent, description="The report data, when format is json."
+    )
 
 
 @tool("Export session report", toolset="reporting", read_only=True)
@@ -30,5 +41,5 @@ async def export_session_report(
     async with unit_of_work(ctx, driver_only=True) as s:
         report = await build_report(s, session_id, progress)
     if format == "json":
-        return ExportedReport(format=format, markdown=None, report=report)
-    return ExportedReport(format=format, markdown=render_markdown(report), report=None)
+        return ExportedReport(format=format, report=report)
+    return ExportedReport(format=format, markdown=render_markdown(report))

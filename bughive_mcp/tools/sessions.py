@@ -9,7 +9,13 @@ from bughive_mcp.tools.params import HttpUrl, Limit, SessionId, Skip
 from bughive_mcp.tools.registry import tool
 from db.enums import SessionStatus
 from db.repositories import CrawlSessionRepository
-from db.schemas import CrawlConfig, CrawlSessionList, CrawlSessionPublic, SessionStatistics
+from db.schemas import (
+    CrawlConfig,
+    CrawlSessionList,
+    CrawlSessionPublic,
+    SessionCompleted,
+    SessionStatistics,
+)
 from db.untrusted import UNTRUSTED
 
 
@@ -48,10 +54,11 @@ async def complete_session(
     force: Annotated[
         bool, Field(description="Complete even while workers hold leases (their pages → error).")
     ] = False,
-) -> CrawlSessionPublic:
+) -> SessionCompleted:
     """End a crawl: running → completed (success=true), or pending/running → failed with an
     error message. Refused while pages are leased to workers unless force=true. Call when a
-    claim returns no pages and remaining is 0, or when the crawl must stop."""
+    claim returns no pages and remaining is 0, or when the crawl must stop. unfinished_pages
+    says how many pages were never crawled or were stopped."""
     async with unit_of_work(ctx) as s:
         return await CrawlSessionRepository(s).complete_session(
             session_id, success, error_message, force=force

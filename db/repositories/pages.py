@@ -18,7 +18,7 @@ import json
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import timedelta
-from typing import Any
+from typing import Any, NoReturn
 
 from pydantic import ValidationError
 from sqlalchemy import ARRAY, Integer, String, bindparam, func, literal, select, update
@@ -29,7 +29,16 @@ from sqlalchemy.sql.elements import ColumnElement
 from db.database import remember_transaction_id
 from db.driver import driver_connection
 from db.enums import BugCategory, BugPriority, PageStatus, SessionStatus
-from db.errors import InvalidArgument, InvalidTransition, LeaseLost, NotFound, OutOfScope
+from db.errors import (
+    ConcurrentUpdate,
+    Conflict,
+    DomainError,
+    InvalidArgument,
+    InvalidTransition,
+    LeaseLost,
+    NotFound,
+    OutOfScope,
+)
 from db.models import CrawlSession, Page
 from db.repositories.base import (
     Repository,
@@ -44,6 +53,7 @@ from db.schemas import (
     BulkCreateResult,
     ClaimResult,
     CrawlConfig,
+    DuplicateUrl,
     GraphEdge,
     GraphNode,
     NavigationGraph,
@@ -230,6 +240,56 @@ def claim_statement(limit: int) -> str:
     )
 
 
+# What a refused fenced write needs to say why, $1: page_id (no row: no such page).
+LEASE_OF_PAGE = """
+SELECT status, claim_token, attempts, lease_expires_at > now() AS live FROM pages WHERE id = $1
+"""
+
+
+def fenced_refusal(
+    page_id: uuid.UUID, claim_token: uuid.UUID, lease: Mapping[str, Any]
+) -> DomainError:
+    """The error for a write with ``claim_token`` that did not match ``page_id`` now, from
+    the page's ``lease`` (:data:`LEASE_OF_PAGE`). Tokens of earlier claims are not kept, so a
+    token that is not the current one is told apart only by the page's history: claimed once
+    — it was never the page's token; claimed again — it may be from an earlier claim, whose
+    lease expired."""
+    status = PageStatus(lease["status"])
+    if status == PageStatus.ANALYZED:
+        return Conflict(
+            f"page {page_id} is already analyzed, so the claim_token holds nothing now; nothing "
+            "was changed, and nothing more is needed for this page"
+        )
+    if status == PageStatus.ERROR:
+        return Conflict(
+            f"page {page_id} is already finished with status 'error', so the claim_token holds "
+            "nothing now; nothing was changed. Drop this page and claim new work "
+            "(claim_pages_to_crawl)"
+        )
+    if status == PageStatus.DISCOVERED:
+        return InvalidArgument(
+            "claim_token",
+            f"page {page_id} is not claimed (status 'discovered'), so no claim_token holds it; "
+            "nothing was changed. Get work with claim_pages_to_crawl",
+        )
+    if lease["claim_token"] == claim_token:  # matched by the time of the read: it raced
+        return ConcurrentUpdate()
+    if lease["attempts"] <= 1:
+        return InvalidArgument(
+            "claim_token",
+            f"it is not the claim token of page {page_id}, which has been claimed once, under "
+            "another token; nothing was changed. Pass the claim_token your claim returned for "
+            "this page",
+        )
+    current = "holds it now" if lease["live"] else "has expired too"
+    return LeaseLost(
+        page_id,
+        "the claim_token is not its current one: after an earlier lease expired, the page was "
+        f"claimed again (claim {lease['attempts']} {current}), so a token from an earlier claim "
+        "no longer counts",
+    )
+
+
 def _check_lease(seconds: int) -> int:
     if not 1 <= seconds <= MAX_LEASE_SECONDS:
         raise InvalidArgument(
@@ -327,7 +387,8 @@ class PageRepository(Repository):
     ) -> BulkCreateResult:
         """Insert many discovered pages (``unnest`` + ``ON CONFLICT DO NOTHING``, one statement
         per ``INSERT_CHUNK`` new pages). URLs are normalized first; duplicates — in the batch or
-        already stored — are skipped, not errors; URLs outside the crawl limits (origin, depth,
+        already stored — are skipped, not errors (and reported: ``duplicates_in_batch``,
+        ``existing``); URLs outside the crawl limits (origin, depth,
         patterns, ``max_pages``) are refused with the reason. Nothing refused is stored.
 
         The session is locked, judged against and counted once per batch, however many chunks
@@ -346,13 +407,16 @@ class PageRepository(Repository):
         scope, capacity = await self._lock_open_session(session_id)
 
         refused: list[RefusedPage] = []
+        duplicates: list[DuplicateUrl] = []
         candidates: dict[str, NewPage] = {}
         for page in given:
             verdict = scope.judge(page.url, page.depth)
             if verdict.reason is not None:
                 refused.append(RefusedPage(url=verdict.url, reason=verdict.reason))
+            elif verdict.url in candidates:  # the first entry of a URL stands for it
+                duplicates.append(DuplicateUrl(url=page.url, same_as=verdict.url))
             else:
-                candidates.setdefault(verdict.url, page)
+                candidates[verdict.url] = page
         await self._require_parent(session_id, (p.parent_page_id for p in candidates.values()))
 
         # Which URLs are stored already matters before the insert only when not all of them
@@ -379,7 +443,7 @@ class PageRepository(Repository):
                 session_id, len(created)
             )
         existing = [PageRef(id=known[url], url=url) for url in candidates if url in known]
-        return BulkCreateResult.of(created, existing, refused)
+        return BulkCreateResult.of(created, existing, refused, duplicates)
 
     async def _existing(self, session_id: uuid.UUID, urls: list[str]) -> dict[str, uuid.UUID]:
         if not urls:
@@ -545,17 +609,18 @@ class PageRepository(Repository):
             _fenced(page_id, claim_token).values(lease_expires_at=lease_until),
         )
         if row is None:
-            await self._raise_lease_lost(page_id)
+            await self._refuse_fenced_write(page_id, claim_token)
         return PageClaim.model_validate(row)
 
-    async def _raise_lease_lost(self, page_id: uuid.UUID) -> None:
-        """Why a fenced update (:func:`_fenced`) matched nothing."""
-        status = await self._current_status("pages", page_id)
-        if status is None:
+    async def _refuse_fenced_write(self, page_id: uuid.UUID, claim_token: uuid.UUID) -> NoReturn:
+        """Why a fenced write (:func:`_fenced`, :data:`FINISH_PAGE`) matched nothing, from one
+        read of the page's lease (only on this failure path): the write's own statement
+        cannot say, as it sees the row as it was when it started, not as the refusal found it."""
+        conn = await driver_connection(self.session)
+        lease = await conn.fetchrow(LEASE_OF_PAGE, page_id)
+        if lease is None:
             raise NotFound("page", page_id)
-        if status == PageStatus.CRAWLING:
-            raise LeaseLost(page_id, "another worker holds it now (your lease expired)")
-        raise LeaseLost(page_id, f"it is '{status}' now (your lease expired or it was finished)")
+        raise fenced_refusal(page_id, claim_token, lease)
 
     async def _finish(
         self,
@@ -577,8 +642,7 @@ class PageRepository(Repository):
             _fenced(page_id, claim_token).values(**finished),
         )
         if row is None:
-            await self._raise_lease_lost(page_id)
-        assert row is not None
+            await self._refuse_fenced_write(page_id, claim_token)
         return row
 
     async def mark_analyzed(
@@ -595,7 +659,8 @@ class PageRepository(Repository):
     ) -> PagePublic:
         """crawling → analyzed; stores the analysis and raises the session's
         ``pages_crawled`` by one in the same transaction. With ``claim_token`` the write is
-        fenced: refused (:class:`LeaseLost`) unless the token still holds the page.
+        fenced: refused unless the token still holds the page (:func:`fenced_refusal` says
+        why: not the page's token, lease lost, or already finished).
 
         One statement (:data:`FINISH_PAGE`, on the driver path); a second only to say why,
         when the page was not changed."""
@@ -614,7 +679,7 @@ class PageRepository(Repository):
         )
         if row is None:
             if claim_token is not None:
-                await self._raise_lease_lost(page_id)
+                await self._refuse_fenced_write(page_id, claim_token)
             await self._refuse_transition(
                 Page, page_id, action="mark analyzed", allowed_from=[PageStatus.CRAWLING]
             )

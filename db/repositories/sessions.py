@@ -7,18 +7,20 @@ from decimal import Decimal
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import func, literal_column, select, update
+from sqlalchemy import Numeric, func, literal_column, select, update
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.engine import CursorResult
 
 from db.driver import driver_connection, fetch_aggregate
 from db.enums import BugPriority, PageStatus, SessionStatus
-from db.errors import Conflict, InvalidArgument, NotFound
+from db.errors import Conflict, CounterLimit, InvalidArgument, NotFound
 from db.models import TENANT_DEFAULT, CrawlSession, Page
 from db.repositories.base import Repository, count_filters_sql, counts_from_row
 from db.schemas import (
     CrawlConfig,
     CrawlSessionList,
     CrawlSessionPublic,
+    SessionCompleted,
     SessionStatistics,
 )
 from db.scope import CrawlScope
@@ -26,6 +28,16 @@ from db.secrets import cipher_of, seal, unseal
 from db.urls import InvalidUrl
 
 MAX_COST_PER_CALL = Decimal("10000")
+# The statuses of pages a completion leaves unfinished (reported by complete_session).
+_UNFINISHED = (PageStatus.DISCOVERED, PageStatus.CRAWLING)
+# total_cost is NUMERIC(10, 4): at most 999999.9999 (USD), in steps of 0.0001. Derived from the
+# column, so a wider column widens the limit.
+_COST_TYPE = CrawlSession.__table__.c.total_cost.type
+assert isinstance(_COST_TYPE, Numeric)
+COST_STEP = Decimal(1).scaleb(-int(_COST_TYPE.scale or 0))
+MAX_TOTAL_COST = (
+    Decimal(10) ** (int(_COST_TYPE.precision or 0) - int(_COST_TYPE.scale or 0)) - COST_STEP
+)
 
 
 class CrawlSessionRepository(Repository):
@@ -146,21 +158,22 @@ class CrawlSessionRepository(Repository):
         success: bool = True,
         error_message: str | None = None,
         force: bool = False,
-    ) -> CrawlSessionPublic:
+    ) -> SessionCompleted:
         """running → completed (``success``), or pending | running → failed (with the error).
 
         Refused (:class:`Conflict`) while a worker still holds a live lease on a page of the
         session, unless ``force``. On completion every page still in ``crawling`` becomes
-        ``error`` (its lease can no longer be honoured), so no page is left in flight."""
-        leased = await self.session.scalar(
-            select(func.count())
-            .select_from(Page)
-            .where(
-                Page.session_id == session_id,
-                Page.status == PageStatus.CRAWLING,
-                Page.lease_expires_at > func.now(),
+        ``error`` (its lease can no longer be honoured), so no page is left in flight. The
+        answer says how many pages were left unfinished: still discovered, and stopped."""
+        crawling = Page.status == PageStatus.CRAWLING
+        leased, discovered = (
+            await self.session.execute(
+                select(
+                    func.count().filter(crawling, Page.lease_expires_at > func.now()),
+                    func.count().filter(Page.status == PageStatus.DISCOVERED),
+                ).where(Page.session_id == session_id, Page.status.in_(_UNFINISHED))
             )
-        )
+        ).one()
         if leased and not force:
             raise Conflict(
                 f"cannot complete crawl session {session_id}: {leased} page(s) are still leased "
@@ -170,9 +183,9 @@ class CrawlSessionRepository(Repository):
         # session's rows takes its locks (mark_analyzed, create_bug and discovery change pages,
         # then the session's counters), so two of them can never deadlock. A refused status
         # change below rolls this back with the rest.
-        await self.session.execute(
+        stopped = await self.session.execute(
             update(Page)
-            .where(Page.session_id == session_id, Page.status == PageStatus.CRAWLING)
+            .where(Page.session_id == session_id, crawling)
             .values(
                 status=PageStatus.ERROR,
                 error_message="the crawl session ended while the page was being crawled",
@@ -197,22 +210,35 @@ class CrawlSessionRepository(Repository):
                 "error_message": None if success else error_message,
             },
         )
-        return CrawlSessionPublic.model_validate(row)
+        assert isinstance(stopped, CursorResult)  # an UPDATE's result: it has a rowcount
+        unfinished = {PageStatus.DISCOVERED: discovered, PageStatus.CRAWLING: stopped.rowcount}
+        public = CrawlSessionPublic.model_validate(row)
+        return SessionCompleted(**dict(public), unfinished_pages=unfinished)
 
     async def _increment(
-        self, session_id: uuid.UUID, column: str, amount: int | Decimal
+        self,
+        session_id: uuid.UUID,
+        column: str,
+        amount: int | Decimal,
+        at_most: Decimal | None = None,
     ) -> CrawlSession:
         """``SET column = column + amount`` in SQL, so concurrent increments never get lost;
-        returns the session as it is now (and its transaction's id, see _update_returning)."""
+        returns the session as it is now (and its transaction's id, see _update_returning).
+
+        With ``at_most``, the same statement changes nothing when the sum would pass it
+        (:class:`CounterLimit`, after one read to say so): the check and the increment cannot
+        be separated by a concurrent one."""
         col = CrawlSession.__table__.c[column]
-        row = await self._update_returning(
-            CrawlSession,
-            update(CrawlSession)
-            .where(CrawlSession.id == session_id)
-            .values({column: col + amount}),
-        )
+        stmt = update(CrawlSession).where(CrawlSession.id == session_id)
+        if at_most is not None:
+            stmt = stmt.where(col + amount <= at_most)
+        row = await self._update_returning(CrawlSession, stmt.values({column: col + amount}))
         if row is None:
-            raise NotFound("crawl session", session_id)
+            current = await self.session.scalar(select(col).where(CrawlSession.id == session_id))
+            if current is None:
+                raise NotFound("crawl session", session_id)
+            assert at_most is not None  # without a limit, only a missing row matches nothing
+            raise CounterLimit("crawl session", session_id, column, current, amount, at_most)
         return row
 
     async def increment_pages_discovered(self, session_id: uuid.UUID, count: int = 1) -> None:
@@ -225,13 +251,18 @@ class CrawlSessionRepository(Repository):
         await self._increment(session_id, "bugs_found", _non_negative("count", count))
 
     async def add_cost(self, session_id: uuid.UUID, cost: float | Decimal) -> CrawlSessionPublic:
-        """Add AI spend (USD) to the session's ``total_cost``; returns the updated session."""
+        """Add AI spend (USD) to the session's ``total_cost``; returns the updated session.
+
+        Refused (:class:`CounterLimit`, nothing changed) when the total would pass
+        ``MAX_TOTAL_COST``, the most its column holds."""
         amount = Decimal(str(cost))
         if not amount.is_finite() or amount < 0 or amount > MAX_COST_PER_CALL:
             raise InvalidArgument(
                 "cost", f"must be between 0 and {MAX_COST_PER_CALL} USD, got {cost}"
             )
-        row = await self._increment(session_id, "total_cost", amount.quantize(Decimal("0.0001")))
+        row = await self._increment(
+            session_id, "total_cost", amount.quantize(COST_STEP), at_most=MAX_TOTAL_COST
+        )
         return CrawlSessionPublic.model_validate(row)
 
     async def get_session_statistics(self, session_id: uuid.UUID) -> SessionStatistics:

@@ -1,7 +1,9 @@
 """What the agent sees when something unexpected breaks inside a tool: a short generic error,
 never the exception's text; the detail goes to the server log (stderr)."""
 
+import json
 import logging
+import math
 import uuid
 from typing import Any
 
@@ -9,10 +11,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from mcp import Client
+from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import BaseModel, Field, ValidationError
 
 from bughive_mcp.errors import INTERNAL_ERROR, describe_validation_error
-from bughive_mcp.server import _holds_nul, _nul_paths
+from bughive_mcp.server import _holds_unstorable, _refuse_unstorable_values, _unstorable_paths
 from db.repositories import CrawlSessionRepository
 from tests.bughive_mcp.toolcalls import call_error, new_session
 
@@ -37,6 +40,17 @@ async def test_an_unexpected_failure_is_reported_generically(client: Client) -> 
 
     assert message == f"Error executing tool get_session: {INTERNAL_ERROR}"
     assert "hunter2" not in message
+
+
+@pytest.mark.usefixtures("broken_get_session")
+async def test_an_unexpected_failure_does_not_promise_that_a_retry_helps(client: Client) -> None:
+    """An unexpected failure is a bug: nothing says the same call succeeds when repeated."""
+    session = await new_session(client)
+
+    message = await call_error(client, "get_session", session_id=session["id"])
+
+    assert "retry" not in message.lower()
+    assert "report" in message
 
 
 @pytest.mark.usefixtures("broken_get_session")
@@ -70,9 +84,50 @@ async def test_a_nul_character_in_a_key_of_nested_json_is_refused_naming_where(
     assert session["status"] == "running"
 
 
+# Numbers as JSON from the wire brings them: Python's json (and the SDK's parser) read NaN and
+# Infinity, and a number too large for a double (1e999) as infinity. PostgreSQL's json type
+# has none of them: stored, they failed as an internal error. (The SDK's in-memory client
+# sends them as null, so the tools are tried with them over stdio, in test_stdio.py.)
+NON_FINITE_NUMBERS = ["NaN", "Infinity", "-Infinity", "1e999"]
+
+
+@pytest.mark.parametrize("number", NON_FINITE_NUMBERS)
+def test_a_non_finite_number_anywhere_in_the_arguments_is_refused_naming_where(
+    number: str,
+) -> None:
+    arguments = json.loads(
+        f'{{"analysis_result": {{"scores": [0.5, {number}]}}, "title": "ok", '
+        f'"evidence": [{{"type": "dom", "content": {number}}}], "limit": {number}}}'
+    )
+
+    with pytest.raises(ToolError) as refused:
+        _refuse_unstorable_values("mark_analyzed", arguments)
+
+    assert str(refused.value) == (
+        "Error executing tool mark_analyzed: 3 invalid arguments: "
+        "'analysis_result.scores.1' must be a finite number (JSON has no NaN or Infinity); "
+        "'evidence.0.content' must be a finite number (JSON has no NaN or Infinity); "
+        "'limit' must be a finite number (JSON has no NaN or Infinity); fix them and call again"
+    )
+
+
+def test_nul_characters_and_non_finite_numbers_are_named_together() -> None:
+    arguments = {"title": "a\x00b", "browser_info": {"dpr": math.nan}}
+
+    with pytest.raises(ToolError) as refused:
+        _refuse_unstorable_values("create_bug", arguments)
+
+    assert "2 invalid arguments: 'browser_info.dpr' must be a finite number" in str(refused.value)
+    assert "'title' must not contain NUL (\\u0000) characters" in str(refused.value)
+
+
+def test_finite_numbers_and_plain_text_pass() -> None:
+    _refuse_unstorable_values("t", {"a": [1.5, -0.0, 1e308, 2**70, True, None, "NaN"]})
+
+
 TEXT_WITH_NUL = st.text(st.sampled_from("a\x00."), max_size=3)
 ARGUMENT_VALUES = st.recursive(
-    st.none() | st.integers() | TEXT_WITH_NUL,
+    st.none() | st.integers() | st.floats() | TEXT_WITH_NUL,
     lambda inner: (
         st.lists(inner, max_size=3)
         | st.tuples(inner, inner)
@@ -83,9 +138,10 @@ ARGUMENT_VALUES = st.recursive(
 
 
 @given(ARGUMENT_VALUES)
-def test_the_quick_nul_check_agrees_with_the_paths_it_guards(value: Any) -> None:
-    """``_holds_nul`` lets a call through without naming paths: only when there are none."""
-    assert _holds_nul(value) == bool(list(_nul_paths(value, "")))
+def test_the_quick_check_agrees_with_the_paths_it_guards(value: Any) -> None:
+    """``_holds_unstorable`` lets a call through without naming paths: only when there are
+    none (NUL characters in text or keys, non-finite numbers)."""
+    assert _holds_unstorable(value) == bool(list(_unstorable_paths(value, "")))
 
 
 @pytest.mark.parametrize(

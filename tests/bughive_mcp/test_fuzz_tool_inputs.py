@@ -55,6 +55,7 @@ STATE_ERRORS = re.compile(
     r"|lease lost on page [0-9a-f-]{36}"
     r"|cannot complete crawl session [0-9a-f-]{36}: \d+ page\(s\) are still leased"
     r"|conflict: the call collided with a concurrent change"
+    r"|cannot add [\d.]+ to the \w+ of crawl session [0-9a-f-]{36}: it is [\d.]+, and"
 )
 CONNECTION_STRING = re.compile(r"\w+://[^/\s]*:[^/\s]*@")
 

@@ -43,7 +43,7 @@ async def test_markdown_report_shows_coverage_bugs_and_cost(client: Client) -> N
     session = await session_with_bugs(client)
     out = await call_ok(client, "export_session_report", session_id=session["id"])
     markdown = out["markdown"]
-    assert out["format"] == "markdown" and out["report"] is None
+    assert set(out) == {"format", "markdown"}  # no "report": null beside it
     assert "2 pages known, 2 analyzed (100% finished)" in markdown
     assert "| critical | 1 |" in markdown and "| low | 1 |" in markdown
     assert "| security | 1 |" in markdown
@@ -57,7 +57,7 @@ async def test_json_report_carries_the_data(client: Client) -> None:
     session = await session_with_bugs(client)
     out = await call_ok(client, "export_session_report", session_id=session["id"], format="json")
     report = out["report"]
-    assert out["markdown"] is None
+    assert set(out) == {"format", "report"}
     assert report["bugs_total"] == 2 and not report["bugs_truncated"]
     assert [b["priority"] for b in report["bugs"]] == ["critical", "low"]
     assert report["bugs"][0]["page_url"] == f"{BASE_URL}/"
@@ -117,6 +117,23 @@ async def test_schema_resource_describes_tables_and_life_cycles(client: Client) 
     text = await read_text(client, "bughive://schema")
     for word in ("## crawl_sessions", "## pages", "## bugs", "TIMESTAMP", "dismissed", "data"):
         assert word in text
+
+
+async def test_resource_descriptions_are_plain_text_for_the_agent(client: Client) -> None:
+    """The descriptions come from docstrings: without their source indentation and reST
+    markup (````truncated````), as the tool descriptions are."""
+    templates = (await client.list_resource_templates()).resource_templates
+    resources = (await client.list_resources()).resources
+    descriptions = {t.name: t.description or "" for t in templates}
+    descriptions.update({r.name: r.description or "" for r in resources})
+
+    assert set(descriptions) == {"session_report", "session_graph", "schema"}
+    for name, description in descriptions.items():
+        assert description, name
+        assert "\n" not in description and "  " not in description, (name, description)
+        assert "``" not in description, (name, description)
+    graph = descriptions["session_graph"]
+    assert "(shallowest 2000 pages; truncated says when there are more)" in graph
 
 
 async def test_prompts_give_the_crawl_loop_and_triage(client: Client) -> None:

@@ -244,14 +244,54 @@ async def test_bulk_create_pages_lists_new_and_known_pages_and_counts_only_the_n
         "created": result["created"],
         "existing": [{"id": home["id"], "url": HOME}],
         "refused": [],
+        "duplicates_in_batch": [{"url": f"{BASE_URL}/cart", "same_as": f"{BASE_URL}/cart"}],
         "created_count": 2,
         "existing_count": 1,
         "refused_count": 0,
+        "duplicates_in_batch_count": 1,
         "truncated": False,
     }
     assert (await get_session(client, session["id"]))["pages_discovered"] == 3
     cart = await call_ok(client, "get_page", page_id=created[f"{BASE_URL}/cart"])
     assert (cart["parent_page_id"], cart["depth"], cart["status"]) == (home["id"], 1, "discovered")
+
+
+async def test_bulk_create_pages_accounts_for_every_url_given_duplicates_included(
+    client: Client,
+) -> None:
+    """10 URLs in: 3 new, 1 known, 3 refused and 3 repeating an earlier one of the batch (once
+    normalized) — each reported, so the counts add up to what was sent."""
+    session = await new_session(client)
+    await new_page(client, session["id"], HOME)
+    urls = [
+        f"{BASE_URL}/a",
+        f"{BASE_URL}/a?utm_source=mail",
+        f"{BASE_URL}/b",
+        HOME,
+        "https://other.example/1",
+        f"{BASE_URL}/b#reviews",
+        "https://other.example/2",
+        f"{BASE_URL}/c",
+        "https://other.example/3",
+        "HTTPS://SHOP.EXAMPLE/c",
+    ]
+
+    result = await call_ok(
+        client, "bulk_create_pages", session_id=session["id"], pages=[{"url": u} for u in urls]
+    )
+
+    assert (
+        result["created_count"],
+        result["existing_count"],
+        result["refused_count"],
+        result["duplicates_in_batch_count"],
+    ) == (3, 1, 3, 3)
+    assert result["duplicates_in_batch"] == [
+        {"url": f"{BASE_URL}/a?utm_source=mail", "same_as": f"{BASE_URL}/a"},
+        {"url": f"{BASE_URL}/b#reviews", "same_as": f"{BASE_URL}/b"},
+        {"url": "HTTPS://SHOP.EXAMPLE/c", "same_as": f"{BASE_URL}/c"},
+    ]
+    assert (await get_session(client, session["id"]))["pages_discovered"] == 4
 
 
 async def test_bulk_create_pages_lists_out_of_limit_urls_as_refused_with_the_reason(
@@ -363,6 +403,7 @@ async def test_bulk_create_pages_lists_at_most_max_listed_entries_and_exact_coun
     session = await new_session(client, max_pages=1000)
     pages = [{"url": f"{BASE_URL}/p/{i}", "depth": 1} for i in range(150)]
     pages += [{"url": f"https://elsewhere.example/{i}"} for i in range(120)]
+    pages += [{"url": f"{BASE_URL}/p/{i}#top", "depth": 1} for i in range(110)]
 
     first = await call_ok(client, "bulk_create_pages", session_id=session["id"], pages=pages)
     again = await call_ok(
@@ -372,12 +413,17 @@ async def test_bulk_create_pages_lists_at_most_max_listed_entries_and_exact_coun
         client, "bulk_create_pages", session_id=session["id"], pages=pages, max_listed=10_000
     )
 
-    assert (first["created_count"], first["refused_count"]) == (150, 120)
-    assert (len(first["created"]), len(first["refused"]), first["truncated"]) == (100, 100, True)
+    counts = ("created_count", "refused_count", "duplicates_in_batch_count")
+    assert tuple(first[c] for c in counts) == (150, 120, 110)
+    listed = ("created", "refused", "duplicates_in_batch")
+    assert (*(len(first[name]) for name in listed), first["truncated"]) == (100, 100, 100, True)
     assert [ref["url"] for ref in first["created"]] == [p["url"] for p in pages[:100]]
     assert (again["existing_count"], again["refused_count"]) == (150, 120)
+    assert again["duplicates_in_batch_count"] == 110
     assert (again["existing"], again["refused"], again["truncated"]) == ([], [], True)
+    assert again["duplicates_in_batch"] == []
     assert (len(everything["existing"]), len(everything["refused"])) == (150, 120)
+    assert len(everything["duplicates_in_batch"]) == 110
     assert everything["truncated"] is False
     assert (await get_session(client, session["id"]))["pages_discovered"] == 150
 
@@ -678,14 +724,15 @@ async def test_extend_claim_renews_the_lease_from_now(client: Client) -> None:
     )
 
 
-async def test_extend_claim_with_another_token_reports_the_lease_lost(client: Client) -> None:
+async def test_extend_claim_with_a_token_not_of_the_page_says_so(client: Client) -> None:
     session = await new_session(client)
     page = await new_page(client, session["id"], HOME)
     claim = await call_ok(client, "mark_crawling", page_id=page["id"])
 
     message = await call_error(client, "extend_claim", page_id=page["id"], claim_token=missing_id())
 
-    assert f"lease lost on page {page['id']}: another worker holds it now" in message
+    assert f"invalid 'claim_token': it is not the claim token of page {page['id']}" in message
+    assert "nothing was changed" in message
     unchanged = await call_ok(client, "get_page", page_id=page["id"])
     assert unchanged["lease_expires_at"] == claim["lease_expires_at"]
 
@@ -700,7 +747,7 @@ async def test_extend_claim_of_a_finished_page_says_it_is_finished(client: Clien
         client, "extend_claim", page_id=page["id"], claim_token=claim["claim_token"]
     )
 
-    assert "it is 'analyzed' now" in message
+    assert f"page {page['id']} is already analyzed" in message
 
 
 @pytest.mark.parametrize("lease_seconds", [4, 86_401])
@@ -825,9 +872,11 @@ async def test_mark_analyzed_without_a_claim_token_finishes_a_crawling_page(
     assert (analyzed["status"], analyzed["status_code"]) == ("analyzed", 200)
 
 
-async def test_mark_analyzed_with_a_stale_claim_token_reports_the_lease_lost_and_writes_nothing(
+async def test_mark_analyzed_with_a_made_up_token_during_a_live_lease_says_it_is_not_the_token(
     client: Client,
 ) -> None:
+    """The page was claimed once and its lease is live: the token is simply not the page's —
+    no lease was lost, no other worker took over."""
     session = await new_session(client)
     page = await new_page(client, session["id"], HOME)
     await call_ok(client, "mark_crawling", page_id=page["id"])
@@ -836,11 +885,74 @@ async def test_mark_analyzed_with_a_stale_claim_token_reports_the_lease_lost_and
         client, "mark_analyzed", page_id=page["id"], claim_token=missing_id(), title="stale"
     )
 
-    assert f"lease lost on page {page['id']}" in message
-    assert "nothing was changed" in message
+    assert message == (
+        f"Error executing tool mark_analyzed: invalid 'claim_token': it is not the claim token "
+        f"of page {page['id']}, which has been claimed once, under another token; nothing was "
+        "changed. Pass the claim_token your claim returned for this page"
+    )
     unchanged = await call_ok(client, "get_page", page_id=page["id"])
     assert (unchanged["status"], unchanged["title"]) == ("crawling", None)
     assert (await get_session(client, session["id"]))["pages_crawled"] == 0
+
+
+async def test_mark_analyzed_after_the_page_was_claimed_again_says_the_lease_expired(
+    client: Client, raw: asyncpg.Connection
+) -> None:
+    session = await new_session(client)
+    page = await new_page(client, session["id"], HOME)
+    lost = await call_ok(client, "mark_crawling", page_id=page["id"])
+    await raw.execute(
+        "UPDATE pages SET lease_expires_at = now() - interval '1 second' WHERE id = $1",
+        uuid.UUID(page["id"]),
+    )
+    await call_ok(client, "claim_pages_to_crawl", session_id=session["id"])
+
+    message = await call_error(
+        client, "mark_analyzed", page_id=page["id"], claim_token=lost["claim_token"], title="late"
+    )
+
+    assert message == (
+        f"Error executing tool mark_analyzed: lease lost on page {page['id']}: the claim_token "
+        "is not its current one: after an earlier lease expired, the page was claimed again "
+        "(claim 2 holds it now), so a token from an earlier claim no longer counts; nothing was "
+        "changed. Drop this page and claim new work (claim_pages_to_crawl)"
+    )
+    unchanged = await call_ok(client, "get_page", page_id=page["id"])
+    assert (unchanged["status"], unchanged["title"]) == ("crawling", None)
+
+
+async def test_mark_analyzed_of_an_analyzed_page_says_it_is_already_analyzed(
+    client: Client,
+) -> None:
+    """A repeated call (its first answer lost) or a late worker: nothing is left to do."""
+    session = await new_session(client)
+    page = await new_page(client, session["id"], HOME)
+    claim = await call_ok(client, "mark_crawling", page_id=page["id"])
+    await call_ok(client, "mark_analyzed", page_id=page["id"], claim_token=claim["claim_token"])
+
+    message = await call_error(
+        client, "mark_analyzed", page_id=page["id"], claim_token=claim["claim_token"]
+    )
+
+    assert message == (
+        f"Error executing tool mark_analyzed: page {page['id']} is already analyzed, so the "
+        "claim_token holds nothing now; nothing was changed, and nothing more is needed for "
+        "this page"
+    )
+    assert (await get_session(client, session["id"]))["pages_crawled"] == 1
+
+
+async def test_mark_analyzed_with_a_token_of_a_page_never_claimed_says_so(client: Client) -> None:
+    session = await new_session(client)
+    page = await new_page(client, session["id"], HOME)
+
+    message = await call_error(
+        client, "mark_analyzed", page_id=page["id"], claim_token=missing_id()
+    )
+
+    assert f"invalid 'claim_token': page {page['id']} is not claimed (status 'discovered')" in (
+        message
+    )
 
 
 async def test_mark_analyzed_raises_pages_crawled_in_the_same_call(client: Client) -> None:
@@ -965,9 +1077,7 @@ async def test_mark_page_error_records_the_reason_and_does_not_count_a_crawl(
     assert (await get_session(client, session["id"]))["pages_crawled"] == 0
 
 
-async def test_mark_page_error_with_a_stale_claim_token_reports_the_lease_lost(
-    client: Client,
-) -> None:
+async def test_mark_page_error_with_a_token_not_of_the_page_says_so(client: Client) -> None:
     session = await new_session(client)
     page = await new_page(client, session["id"], HOME)
     await call_ok(client, "mark_crawling", page_id=page["id"])
@@ -976,7 +1086,24 @@ async def test_mark_page_error_with_a_stale_claim_token_reports_the_lease_lost(
         client, "mark_page_error", page_id=page["id"], error_message="x", claim_token=missing_id()
     )
 
-    assert f"lease lost on page {page['id']}" in message
+    assert f"invalid 'claim_token': it is not the claim token of page {page['id']}" in message
+    assert (await call_ok(client, "get_page", page_id=page["id"]))["status"] == "crawling"
+
+
+async def test_mark_page_error_of_a_page_in_error_says_it_is_finished(client: Client) -> None:
+    session = await new_session(client)
+    page = await new_page(client, session["id"], HOME)
+    claim = await call_ok(client, "mark_crawling", page_id=page["id"])
+    token = claim["claim_token"]
+    await call_ok(
+        client, "mark_page_error", page_id=page["id"], error_message="x", claim_token=token
+    )
+
+    message = await call_error(
+        client, "mark_page_error", page_id=page["id"], error_message="y", claim_token=token
+    )
+
+    assert f"page {page['id']} is already finished with status 'error'" in message
 
 
 async def test_mark_page_error_accepts_a_discovered_page(client: Client) -> None:

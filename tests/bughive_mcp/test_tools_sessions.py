@@ -2,8 +2,10 @@
 add_cost, get_session_statistics."""
 
 import json
+import uuid
 from typing import Any
 
+import asyncpg
 import pytest
 from mcp import Client
 
@@ -254,6 +256,7 @@ async def test_complete_session_moves_running_to_completed(client: Client) -> No
         "status": "completed",
         "completed_at": completed["completed_at"],
         "updated_at": completed["updated_at"],
+        "unfinished_pages": {"discovered": 0, "crawling": 0},
     }
     assert timestamp(completed["completed_at"]) >= timestamp(running["started_at"])
 
@@ -274,6 +277,26 @@ async def test_complete_session_without_success_fails_it_with_the_error_message(
     assert failed["status"] == "failed"
     assert failed["error_message"] == "site returned 503 for ten minutes"
     timestamp(failed["completed_at"])
+
+
+async def test_complete_session_says_how_many_pages_were_left_unfinished(
+    client: Client,
+) -> None:
+    """Pages never crawled stay discovered; pages in flight (lease expired, or force) end in
+    error: the answer says how many of each, so an early completion does not go unnoticed."""
+    session = await new_session(client)
+    for name in ("a", "b", "c"):
+        await new_page(client, session["id"], f"{BASE_URL}/{name}")
+    await analyzed_page(client, session["id"])
+    claimed = await call_ok(client, "claim_pages_to_crawl", session_id=session["id"], limit=1)
+
+    completed = await call_ok(
+        client, "complete_session", session_id=session["id"], success=False, force=True
+    )
+
+    assert completed["unfinished_pages"] == {"discovered": 2, "crawling": 1}
+    stopped = await call_ok(client, "get_page", page_id=claimed["items"][0]["id"])
+    assert stopped["status"] == "error"
 
 
 async def test_complete_session_refuses_a_pending_session_naming_both_statuses(
@@ -331,6 +354,7 @@ async def test_complete_session_with_force_ends_the_leases_of_pages_in_flight(
     completed = await call_ok(client, "complete_session", session_id=session["id"], force=True)
 
     assert completed["status"] == "completed"
+    assert completed["unfinished_pages"] == {"discovered": 0, "crawling": 1}
     in_flight = await call_ok(client, "get_page", page_id=page["id"])
     assert (in_flight["status"], in_flight["lease_expires_at"]) == ("error", None)
 
@@ -463,6 +487,28 @@ async def test_add_cost_refuses_more_than_the_per_call_cap_naming_cost_usd(
 
     assert "'cost_usd'" in message
     assert "10000" in message
+
+
+async def test_add_cost_past_what_total_cost_can_hold_is_refused_naming_the_limit(
+    client: Client, raw: asyncpg.Connection
+) -> None:
+    """total_cost is NUMERIC(10, 4): a total of 10^6 USD or more cannot be stored."""
+    session = await new_session(client)
+    await raw.execute(
+        "UPDATE crawl_sessions SET total_cost = 999995 WHERE id = $1", uuid.UUID(session["id"])
+    )
+    before = await get_session(client, session["id"])
+
+    message = await call_error(client, "add_cost", session_id=session["id"], cost_usd=10)
+
+    assert message == (
+        f"Error executing tool add_cost: cannot add 10.0000 to the total_cost of crawl session "
+        f"{session['id']}: it is 999995.0000, and total_cost can hold at most 999999.9999; "
+        "nothing was changed"
+    )
+    assert await get_session(client, session["id"]) == before
+    full = await call_ok(client, "add_cost", session_id=session["id"], cost_usd=4.9999)
+    assert full["total_cost"] == 999999.9999
 
 
 async def test_add_cost_of_an_unknown_session_names_the_crawl_session(client: Client) -> None:

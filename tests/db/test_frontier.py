@@ -110,7 +110,7 @@ async def test_stale_worker_write_is_fenced_after_takeover(
     await expire_leases(raw, session_id)
     fresh = (await claim(db, session_id)).items[0]
     async with db.session() as s:
-        with pytest.raises(LeaseLost, match="another worker holds it"):
+        with pytest.raises(LeaseLost, match="the page was claimed again"):
             await PageRepository(s).mark_analyzed(
                 stale.id, title="late", claim_token=stale.claim_token
             )
