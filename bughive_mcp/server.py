@@ -9,11 +9,11 @@ from typing import Any
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 from mcp.server.mcpserver.tools import Tool
-from mcp.types import CallToolResult, InputRequiredResult
+from mcp.types import CallToolResult, GetPromptResult, InputRequiredResult
 
 from bughive_mcp.arguments import keep_text_arguments
 from bughive_mcp.errors import INTERNAL_ERROR, to_tool_error
-from bughive_mcp.prompts import register_prompts
+from bughive_mcp.prompts import check_prompt_request, register_prompts
 from bughive_mcp.resources import register_resources
 from bughive_mcp.schema_budget import compact_schema, minimal_output_schema
 from bughive_mcp.settings import ServerSettings
@@ -103,6 +103,17 @@ class BugHiveServer(MCPServer[AppState]):
                 f"Error executing tool {name}: unknown argument(s) {listed}; "
                 f"allowed arguments: {allowed}"
             )
+
+    async def get_prompt(
+        self,
+        name: str,
+        arguments: dict[str, Any] | None = None,
+        context: Context[AppState, Any] | None = None,
+    ) -> GetPromptResult | InputRequiredResult:
+        """A prompt it cannot render is refused with invalid params naming what is wrong
+        (``bughive_mcp.prompts.check_prompt_request``), not rendered into an internal error."""
+        check_prompt_request(name, arguments)
+        return await super().get_prompt(name, arguments, context)
 
 
 def shown_name(name: str, limit: int = 100) -> str:
