@@ -14,6 +14,7 @@ from mcp.types import CallToolResult, GetPromptResult, InputRequiredResult
 from bughive_mcp.arguments import keep_text_arguments
 from bughive_mcp.errors import INTERNAL_ERROR, to_tool_error
 from bughive_mcp.prompts import check_prompt_request, register_prompts
+from bughive_mcp.protocol_logging import logging_capability
 from bughive_mcp.resources import register_resources
 from bughive_mcp.schema_budget import compact_schema, minimal_output_schema
 from bughive_mcp.settings import ServerSettings
@@ -200,6 +201,7 @@ def build_server(
         instructions=INSTRUCTIONS,
         lifespan=make_lifespan(db_config or DatabaseConfig(), settings),
         log_level=settings.log_level,
+        middleware=[logging_capability],
     )
     selection = select_tools(
         catalog.specs,
