@@ -77,6 +77,7 @@ def _server_settings(args: argparse.Namespace) -> ServerSettings:
 
 def serve(settings: ServerSettings) -> int:
     from bughive_mcp.server import build_server
+    from bughive_mcp.stdio import serve_stdio
     from bughive_mcp.toolsets import ToolSelectionError
 
     try:
@@ -86,7 +87,7 @@ def serve(settings: ServerSettings) -> int:
         return 2
     if settings.transport == "stdio":
         try:
-            anyio.run(server.run_stdio_async)
+            anyio.run(serve_stdio, server)
         except Exception as exc:
             refusal = _start_refusal(exc)
             if refusal is None:

@@ -10,11 +10,12 @@ from typing import Any
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 from mcp.server.mcpserver.tools import Tool
-from mcp.types import CallToolResult, InputRequiredResult
+from mcp.types import CallToolResult, GetPromptResult, InputRequiredResult
 
 from bughive_mcp.arguments import keep_text_arguments
 from bughive_mcp.errors import INTERNAL_ERROR, to_tool_error
-from bughive_mcp.prompts import register_prompts
+from bughive_mcp.prompts import check_prompt_request, register_prompts
+from bughive_mcp.protocol_logging import logging_capability
 from bughive_mcp.resources import register_resources
 from bughive_mcp.schema_budget import compact_schema, minimal_output_schema
 from bughive_mcp.settings import ServerSettings
@@ -105,6 +106,17 @@ class BugHiveServer(MCPServer[AppState]):
                 f"Error executing tool {name}: unknown argument(s) {listed}; "
                 f"allowed arguments: {allowed}"
             )
+
+    async def get_prompt(
+        self,
+        name: str,
+        arguments: dict[str, Any] | None = None,
+        context: Context[AppState, Any] | None = None,
+    ) -> GetPromptResult | InputRequiredResult:
+        """A prompt it cannot render is refused with invalid params naming what is wrong
+        (``bughive_mcp.prompts.check_prompt_request``), not rendered into an internal error."""
+        check_prompt_request(name, arguments)
+        return await super().get_prompt(name, arguments, context)
 
 
 def shown_name(name: str, limit: int = 100) -> str:
@@ -204,6 +216,7 @@ def build_server(
         instructions=INSTRUCTIONS,
         lifespan=make_lifespan(db_config or DatabaseConfig(), settings),
         log_level=settings.log_level,
+        middleware=[logging_capability],
     )
     selection = select_tools(
         catalog.specs,
