@@ -1,7 +1,8 @@
 """The streamable HTTP transport, for a fleet of crawler workers.
 
 Layers, outside in: bearer-token check (constant-time compare; ``/healthz`` is open for
-liveness probes), then the SDK's transport with explicit DNS-rebinding protection (Host and
+liveness probes), the start-up gate (``bughive_mcp.readiness``: 503 until the database is
+connected), then the SDK's transport with explicit DNS-rebinding protection (Host and
 Origin allow-lists for every bind address, not only localhost) and a request-body limit.
 """
 
@@ -12,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from bughive_mcp.readiness import StartInBackground
 from bughive_mcp.server import BugHiveServer
 from bughive_mcp.settings import ServerSettings
 from bughive_mcp.tenancy import TenantToken, current_tenant, match_token
@@ -159,12 +161,18 @@ class BearerTokenMiddleware:
 
 
 def build_http_app(server: BugHiveServer, settings: ServerSettings) -> ASGIApp:
-    """The ASGI app serving MCP at ``/mcp`` and liveness at ``/healthz``."""
+    """The ASGI app serving MCP at ``/mcp`` and health at ``/healthz``: 200 once the server
+    has started, 503 with the reason while it waits for its database."""
     check_http_settings(settings)
+    readiness = server.readiness
 
     @server.custom_route(HEALTH_PATH, methods=["GET"])  # type: ignore[untyped-decorator]
     async def healthz(request: Request) -> JSONResponse:
-        return JSONResponse({"status": "ok"})
+        if readiness.is_ready:
+            return JSONResponse({"status": "ok"})
+        return JSONResponse(
+            {"status": readiness.status, "reason": readiness.reason}, status_code=503
+        )
 
     app: ASGIApp = server.streamable_http_app(
         streamable_http_path=MCP_PATH,
@@ -173,6 +181,7 @@ def build_http_app(server: BugHiveServer, settings: ServerSettings) -> ASGIApp:
         transport_security=transport_security(settings),
         host=settings.host,
     )
+    app = StartInBackground(app, readiness, open_paths=(HEALTH_PATH,))
     app = BodyLimitMiddleware(app, settings.max_request_bytes)
     if settings.auth_token is not None or settings.tenant_tokens:
         token = settings.auth_token.get_secret_value() if settings.auth_token else None
