@@ -247,6 +247,10 @@ async def _doctor(multi_tenant: bool = False) -> dict[str, Any]:
         },
         "expected_schema_revision": schema_version.head_revision(),
     }
+    if config.url is None:
+        from db.embedded import resolved_data_dir
+
+        report["embedded_data_dir"] = str(resolved_data_dir(config.embedded_data_dir))
     try:
         db = await anyio.to_thread.run_sync(Database, config)
     except Exception as exc:

@@ -154,3 +154,22 @@ async def test_migrations_started_together_on_an_empty_database_all_succeed(
 
     assert [code for code, _ in finished] == [0] * MIGRATING_TOGETHER, finished
     assert await alembic_revision(empty) == schema_version.head_revision()
+
+
+def test_doctor_shows_the_embedded_data_dir(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data" / "pgdata"
+
+    finished = subprocess.run(
+        [*SERVER_COMMAND, "doctor", "--json"],
+        env=child_env(None, BUGHIVE_DATA_DIR=str(data_dir)),
+        cwd=tmp_path,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+    report = json.loads(finished.stdout)
+    assert report["database_url"] == "<embedded PostgreSQL>"
+    assert report["embedded_data_dir"] == str(data_dir.resolve()), report
