@@ -57,9 +57,19 @@ def _parser() -> argparse.ArgumentParser:
     )
     # (A subcommand's own default would overwrite a --log-level given before its name.)
     sub = parser.add_subparsers(dest="command", parser_class=_SubcommandParser)
-    serve = sub.add_parser("serve", help="run the MCP server (default)")
+    serve = sub.add_parser(
+        "serve",
+        help="run the MCP server (default)",
+        description="Run the MCP server over stdio (default) or streamable HTTP.",
+        epilog="HTTP and bearer tokens: a token (BUGHIVE_AUTH_TOKEN, or BUGHIVE_TENANT_TOKENS in "
+        "multi-tenant mode) is required when binding to any other address than loopback "
+        "(127.0.0.1, localhost, ::1) - the server refuses to start without one - and optional "
+        "on loopback, where the server warns at start that any local process can call it.",
+    )
     serve.add_argument("--transport", choices=["stdio", "http"], help="default: stdio")
-    serve.add_argument("--host", help="HTTP bind address (default 127.0.0.1)")
+    serve.add_argument(
+        "--host", help="HTTP bind address (default 127.0.0.1; any other needs a bearer token)"
+    )
     serve.add_argument("--port", type=int, help="HTTP port (default 8000)")
     serve.add_argument("--stateless", action="store_true", help="stateless streamable HTTP")
     serve.add_argument("--toolsets", help="comma-separated: sessions,frontier,bugs,reporting,all")

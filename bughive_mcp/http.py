@@ -6,6 +6,7 @@ connected), then the SDK's transport with explicit DNS-rebinding protection (Hos
 Origin allow-lists for every bind address, not only localhost) and a request-body limit.
 """
 
+import logging
 from collections.abc import Iterable
 
 from mcp.server.transport_security import TransportSecuritySettings
@@ -22,12 +23,16 @@ MCP_PATH = "/mcp"
 HEALTH_PATH = "/healthz"
 LOCAL_NAMES = ("127.0.0.1", "localhost", "[::1]")
 
+log = logging.getLogger(__name__)
+
 
 class InsecureBindError(ValueError):
     """Refusing to serve HTTP on a non-loopback address without a bearer token."""
 
 
 def check_http_settings(settings: ServerSettings) -> None:
+    """The bearer-token rule: required off loopback (refused to start without one), optional
+    on loopback (allowed, with a warning: any local process can then call the tools)."""
     if not settings.is_loopback and settings.auth_token is None and not settings.tenant_tokens:
         raise InsecureBindError(
             f"refusing to serve HTTP on {settings.host} without authentication: set "
@@ -42,6 +47,12 @@ def check_http_settings(settings: ServerSettings) -> None:
             )
         if any(t.token.get_secret_value() == token for t in settings.tenant_tokens):
             raise InsecureBindError("BUGHIVE_AUTH_TOKEN is also one of BUGHIVE_TENANT_TOKENS")
+    if settings.auth_token is None and not settings.tenant_tokens:
+        log.warning(
+            "serving HTTP on %s without a bearer token: any local process can call the tools; "
+            "set BUGHIVE_AUTH_TOKEN to require one (it is required off loopback)",
+            settings.host,
+        )
 
 
 def transport_security(settings: ServerSettings) -> TransportSecuritySettings:
