@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import anyio
+from pydantic import AliasChoices, ValidationError
+from pydantic_settings import BaseSettings
 
 from bughive_mcp.settings import ServerSettings
 from db import schema_version
@@ -31,14 +33,43 @@ def configure_logging(level: str) -> None:
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
 
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+def _common_options(default: object) -> argparse.ArgumentParser:
+    """Options every command takes, before or after its name."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--log-level",
+        type=str.upper,
+        choices=LOG_LEVELS,
+        default=default,
+        help="default: BUGHIVE_LOG_LEVEL or INFO; DEBUG also shows the tracebacks of failures",
+    )
+    return common
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="bughive-mcp", description="MCP server for BugHive crawl sessions, pages and bugs."
+        prog="bughive-mcp",
+        description="MCP server for BugHive crawl sessions, pages and bugs.",
+        parents=[_common_options(None)],
     )
-    sub = parser.add_subparsers(dest="command")
-    serve = sub.add_parser("serve", help="run the MCP server (default)")
+    # (A subcommand's own default would overwrite a --log-level given before its name.)
+    sub = parser.add_subparsers(dest="command", parser_class=_SubcommandParser)
+    serve = sub.add_parser(
+        "serve",
+        help="run the MCP server (default)",
+        description="Run the MCP server over stdio (default) or streamable HTTP.",
+        epilog="HTTP and bearer tokens: a token (BUGHIVE_AUTH_TOKEN, or BUGHIVE_TENANT_TOKENS in "
+        "multi-tenant mode) is required when binding to any other address than loopback "
+        "(127.0.0.1, localhost, ::1) - the server refuses to start without one - and optional "
+        "on loopback, where the server warns at start that any local process can call it.",
+    )
     serve.add_argument("--transport", choices=["stdio", "http"], help="default: stdio")
-    serve.add_argument("--host", help="HTTP bind address (default 127.0.0.1)")
+    serve.add_argument(
+        "--host", help="HTTP bind address (default 127.0.0.1; any other needs a bearer token)"
+    )
     serve.add_argument("--port", type=int, help="HTTP port (default 8000)")
     serve.add_argument("--stateless", action="store_true", help="stateless streamable HTTP")
     serve.add_argument("--toolsets", help="comma-separated: sessions,frontier,bugs,reporting,all")
@@ -62,9 +93,16 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _SubcommandParser(argparse.ArgumentParser):
+    """A command's parser: its own options, and the common ones."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs, parents=[_common_options(argparse.SUPPRESS)])
+
+
 def _server_settings(args: argparse.Namespace) -> ServerSettings:
     overrides: dict[str, Any] = {}
-    for key in ("transport", "host", "port", "toolsets", "tools", "exclude_tools"):
+    for key in ("transport", "host", "port", "toolsets", "tools", "exclude_tools", "log_level"):
         value = getattr(args, key, None)
         if value is not None:
             overrides[key] = value
@@ -92,7 +130,7 @@ def serve(settings: ServerSettings) -> int:
             refusal = _start_refusal(exc)
             if refusal is None:
                 raise
-            log.error("cannot start: %s", refusal)
+            report_failure("cannot start", refusal)
             return 2
         return 0
 
@@ -113,8 +151,25 @@ def serve(settings: ServerSettings) -> int:
         log_level=settings.log_level.lower(),
         lifespan="on",
     )
-    anyio.run(uvicorn.Server(config).serve)
-    return 0
+    http_server = uvicorn.Server(config)
+    # The start (database, schema) runs while /healthz already answers: when it fails, stop.
+    server.readiness.call_on_failure(lambda: setattr(http_server, "should_exit", True))
+    anyio.run(http_server.serve)
+    failure = server.readiness.failure
+    if failure is None:
+        return 0
+    refusal = _start_refusal(failure)
+    if refusal is None:
+        log.error("cannot start", exc_info=failure)
+        return 1
+    report_failure("cannot start", refusal)
+    return 2
+
+
+def report_failure(what: str, failure: BaseException) -> None:
+    """One line for the operator; the traceback too at ``--log-level debug``."""
+    debug = log.isEnabledFor(logging.DEBUG)
+    log.error("%s: %s", what, failure, exc_info=failure if debug else None)
 
 
 def _start_refusal(exc: BaseException) -> Exception | None:
@@ -177,9 +232,11 @@ def rotate_credentials() -> int:
 
 async def _migrate() -> str | None:
     from db.database import Database
+    from db.startup import wait_until_reachable
 
     db = await anyio.to_thread.run_sync(Database, DatabaseConfig())
     try:
+        await wait_until_reachable(db)
         await db.init_db()
         return await db.schema_revision()
     finally:
@@ -201,6 +258,10 @@ async def _doctor(multi_tenant: bool = False) -> dict[str, Any]:
         },
         "expected_schema_revision": schema_version.head_revision(),
     }
+    if config.url is None:
+        from db.embedded import resolved_data_dir
+
+        report["embedded_data_dir"] = str(resolved_data_dir(config.embedded_data_dir))
     try:
         db = await anyio.to_thread.run_sync(Database, config)
     except Exception as exc:
@@ -284,17 +345,67 @@ def doctor(as_json: bool, multi_tenant: bool = False) -> int:
     return 0 if report.get("healthy") else 1
 
 
+def migrate() -> int:
+    from db.errors import DomainError
+
+    try:
+        revision = anyio.run(_migrate)
+    except DomainError as exc:
+        report_failure("cannot migrate", exc)
+        return 1
+    log.info("schema at revision %s", revision)
+    return 0
+
+
+def invalid_settings(err: ValidationError) -> str:
+    """A refused setting in one line, by its environment name: ``invalid BUGHIVE_TENANT: …``.
+    (The settings hide the refused values, so no token or password is quoted.)"""
+    models: dict[str, type[BaseSettings]] = {
+        "ServerSettings": ServerSettings,
+        "DatabaseConfig": DatabaseConfig,
+    }
+    model = models.get(err.title)
+    problems = []
+    for error in err.errors():
+        name = str(error["loc"][0]) if error["loc"] else ""
+        problem = error["msg"].removeprefix("Value error, ")
+        problems.append(f"invalid {_environment_name(model, name)}: {problem}")
+    return "; ".join(problems)
+
+
+def _environment_name(model: type[BaseSettings] | None, name: str) -> str:
+    if model is None or name not in model.model_fields:
+        return name
+    alias = model.model_fields[name].validation_alias
+    if isinstance(alias, AliasChoices):
+        for choice in alias.choices:
+            if isinstance(choice, str) and choice.isupper():
+                return choice
+    return f"{model.model_config.get('env_prefix', '')}{name}".upper()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     command = args.command or "serve"
-    settings = _server_settings(args)
+    try:
+        settings = _server_settings(args)
+    except ValidationError as exc:
+        configure_logging(args.log_level or "INFO")
+        log.error("%s", invalid_settings(exc))
+        return 2
     configure_logging(settings.log_level)
+    try:
+        return _run(command, args, settings)
+    except ValidationError as exc:  # a database setting (DatabaseConfig is read by each command)
+        log.error("%s", invalid_settings(exc))
+        return 2
+
+
+def _run(command: str, args: argparse.Namespace, settings: ServerSettings) -> int:
     if command == "serve":
         return serve(settings)
     if command == "migrate":
-        revision = anyio.run(_migrate)
-        log.info("schema at revision %s", revision)
-        return 0
+        return migrate()
     if command == "report":
         return report(args.session_id, settings.tenant)
     if command == "rotate-credentials":

@@ -1,7 +1,8 @@
 """The streamable HTTP transport, for a fleet of crawler workers.
 
 Layers, outside in: bearer-token check (constant-time compare; ``/healthz`` is open for
-liveness probes), then the SDK's transport with explicit DNS-rebinding protection (Host and
+liveness probes), the start-up gate (``bughive_mcp.readiness``: 503 until the database is
+connected), then the SDK's transport with explicit DNS-rebinding protection (Host and
 Origin allow-lists for every bind address, not only localhost) and a request-body limit.
 
 Each token is a user to the SDK, which binds every MCP session to the user that opened it: a
@@ -9,6 +10,7 @@ session id presented with another token is answered as an unknown one (404 "Sess
 found"), so one client can neither use nor end another's session, nor learn that it exists.
 """
 
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -20,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from bughive_mcp.readiness import StartInBackground
 from bughive_mcp.server import BugHiveServer
 from bughive_mcp.settings import ServerSettings
 from bughive_mcp.tenancy import TenantToken, current_tenant, match_token
@@ -28,12 +31,16 @@ MCP_PATH = "/mcp"
 HEALTH_PATH = "/healthz"
 LOCAL_NAMES = ("127.0.0.1", "localhost", "[::1]")
 
+log = logging.getLogger(__name__)
+
 
 class InsecureBindError(ValueError):
     """Refusing to serve HTTP on a non-loopback address without a bearer token."""
 
 
 def check_http_settings(settings: ServerSettings) -> None:
+    """The bearer-token rule: required off loopback (refused to start without one), optional
+    on loopback (allowed, with a warning: any local process can then call the tools)."""
     if not settings.is_loopback and settings.auth_token is None and not settings.tenant_tokens:
         raise InsecureBindError(
             f"refusing to serve HTTP on {settings.host} without authentication: set "
@@ -48,6 +55,12 @@ def check_http_settings(settings: ServerSettings) -> None:
             )
         if any(t.token.get_secret_value() == token for t in settings.tenant_tokens):
             raise InsecureBindError("BUGHIVE_AUTH_TOKEN is also one of BUGHIVE_TENANT_TOKENS")
+    if settings.auth_token is None and not settings.tenant_tokens:
+        log.warning(
+            "serving HTTP on %s without a bearer token: any local process can call the tools; "
+            "set BUGHIVE_AUTH_TOKEN to require one (it is required off loopback)",
+            settings.host,
+        )
 
 
 def transport_security(settings: ServerSettings) -> TransportSecuritySettings:
@@ -189,12 +202,18 @@ class BearerTokenMiddleware:
 
 
 def build_http_app(server: BugHiveServer, settings: ServerSettings) -> ASGIApp:
-    """The ASGI app serving MCP at ``/mcp`` and liveness at ``/healthz``."""
+    """The ASGI app serving MCP at ``/mcp`` and health at ``/healthz``: 200 once the server
+    has started, 503 with the reason while it waits for its database."""
     check_http_settings(settings)
+    readiness = server.readiness
 
     @server.custom_route(HEALTH_PATH, methods=["GET"])  # type: ignore[untyped-decorator]
     async def healthz(request: Request) -> JSONResponse:
-        return JSONResponse({"status": "ok"})
+        if readiness.is_ready:
+            return JSONResponse({"status": "ok"})
+        return JSONResponse(
+            {"status": readiness.status, "reason": readiness.reason}, status_code=503
+        )
 
     app: ASGIApp = server.streamable_http_app(
         streamable_http_path=MCP_PATH,
@@ -203,6 +222,7 @@ def build_http_app(server: BugHiveServer, settings: ServerSettings) -> ASGIApp:
         transport_security=transport_security(settings),
         host=settings.host,
     )
+    app = StartInBackground(app, readiness, open_paths=(HEALTH_PATH,))
     app = BodyLimitMiddleware(app, settings.max_request_bytes)
     if settings.auth_token is not None or settings.tenant_tokens:
         token = settings.auth_token.get_secret_value() if settings.auth_token else None

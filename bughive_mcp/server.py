@@ -16,6 +16,7 @@ from bughive_mcp.arguments import keep_text_arguments
 from bughive_mcp.errors import INTERNAL_ERROR, to_tool_error
 from bughive_mcp.prompts import check_prompt_request, register_prompts
 from bughive_mcp.protocol_logging import logging_capability
+from bughive_mcp.readiness import Readiness
 from bughive_mcp.resources import register_resources
 from bughive_mcp.schema_budget import compact_schema, minimal_output_schema
 from bughive_mcp.settings import ServerSettings
@@ -44,6 +45,7 @@ class BugHiveServer(MCPServer[AppState]):
     """``MCPServer`` with BugHive's call boundary (see ``call_tool``)."""
 
     hidden_tools: dict[str, str] = {}  # noqa: RUF012 - replaced per instance by build_server
+    readiness: Readiness  # set by build_server: where the start (database, schema) stands
 
     async def call_tool(
         self, name: str, arguments: dict[str, Any], context: Context[AppState, Any] | None = None
@@ -209,15 +211,17 @@ def build_server(
 ) -> BugHiveServer:
     """The server with every tool registered; the database opens when a transport starts."""
     settings = settings or ServerSettings()
+    readiness = Readiness()
     server = BugHiveServer(
         SERVER_NAME,
         title="BugHive",
         version=VERSION,
         instructions=INSTRUCTIONS,
-        lifespan=make_lifespan(db_config or DatabaseConfig(), settings),
+        lifespan=make_lifespan(db_config or DatabaseConfig(), settings, readiness),
         log_level=settings.log_level,
         middleware=[logging_capability],
     )
+    server.readiness = readiness
     selection = select_tools(
         catalog.specs,
         toolsets=settings.toolsets,

@@ -12,11 +12,13 @@ import anyio
 from mcp.server.mcpserver import Context, MCPServer
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bughive_mcp.readiness import Readiness
 from bughive_mcp.settings import ServerSettings
 from bughive_mcp.tenancy import check_multi_tenant_database, request_tenant
 from db.config import DatabaseConfig
 from db.database import Database
 from db.secrets import check_stored_credentials, cipher_of
+from db.startup import wait_until_reachable
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +34,7 @@ AppContext = Context[AppState, Any]
 
 
 def make_lifespan(
-    db_config: DatabaseConfig, settings: ServerSettings
+    db_config: DatabaseConfig, settings: ServerSettings, readiness: Readiness | None = None
 ) -> Callable[[MCPServer[AppState]], AbstractAsyncContextManager[AppState]]:
     @asynccontextmanager
     async def lifespan(server: MCPServer[AppState]) -> AsyncIterator[AppState]:
@@ -45,6 +47,10 @@ def make_lifespan(
         db = await anyio.to_thread.run_sync(Database, config)
         read_db = read_replica(config)
         try:
+            # A database down at start (a reboot, a container started first) is waited for.
+            await wait_until_reachable(
+                db, on_retry=readiness.waiting if readiness is not None else None
+            )
             if settings.multi_tenant:
                 # The runtime role may not change the schema, and must be bound by the policies.
                 await check_multi_tenant_database(db)

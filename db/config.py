@@ -75,6 +75,12 @@ class DatabaseConfig(BaseSettings):
         default=30_000, ge=0, description="Upper bound for every statement (0 = no limit)."
     )
     connect_timeout: float = Field(default=10.0, gt=0)
+    connect_retry_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        description="At start, how long to keep retrying (with backoff) a database that is not "
+        "reachable yet before giving up (0 = give up at once).",
+    )
     read_only: bool = Field(
         default=False,
         description="Open every transaction READ ONLY (default_transaction_read_only=on).",

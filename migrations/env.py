@@ -8,6 +8,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
+from db import schema_version
 from db.config import DatabaseConfig
 from db.database import resolve_url
 from db.models import Base
@@ -25,6 +26,8 @@ async def _run_online() -> None:
     engine = create_async_engine(resolve_url(DatabaseConfig()), poolclass=NullPool)
     try:
         async with engine.connect() as connection:
+            # Concurrent migrations take turns (db.schema_version takes it on a handed-over one).
+            await connection.run_sync(schema_version.take_migration_lock)
             await connection.run_sync(_run)
             await connection.commit()
     finally:

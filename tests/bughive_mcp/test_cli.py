@@ -5,6 +5,7 @@ import json
 import subprocess
 from pathlib import Path
 
+import anyio
 import asyncpg
 from sqlalchemy.engine import URL
 
@@ -92,3 +93,83 @@ async def alembic_revision(url: URL) -> str | None:
         return revision
     finally:
         await conn.close()
+
+
+MIGRATING_TOGETHER = 3
+
+
+async def waiting_backends(conn: asyncpg.Connection) -> int:
+    """Connections of the server (not this one) waiting for a lock in ``conn``'s database."""
+    waiting: int = await conn.fetchval(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+        " AND application_name = 'bughive-mcp' AND wait_event_type = 'Lock'"
+    )
+    return waiting
+
+
+async def migrate_together(url: URL, workdir: Path) -> list[tuple[int, str]]:
+    """Starts ``migrate`` processes and lines them up: a transaction here creates (without
+    committing) the table Alembic creates first, so each of them stops there, or at the
+    migration lock; once all wait, it rolls back and they are let go at the same moment."""
+    blocker, watcher = [await asyncpg.connect(asyncpg_dsn(url)) for _ in range(2)]
+    try:
+        transaction = blocker.transaction()
+        await transaction.start()
+        await blocker.execute("CREATE TABLE alembic_version (version_num varchar(32))")
+        processes = [
+            await asyncio.create_subprocess_exec(
+                *SERVER_COMMAND,
+                "migrate",
+                env=child_env(url),
+                cwd=workdir,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.PIPE,
+            )
+            for _ in range(MIGRATING_TOGETHER)
+        ]
+        with anyio.fail_after(60):
+            # (Watched from outside the transaction: inside, pg_stat_activity is a snapshot.)
+            while await waiting_backends(watcher) < MIGRATING_TOGETHER:  # noqa: ASYNC110
+                await asyncio.sleep(0.05)  # a condition in another process: polled, bounded
+            await transaction.rollback()
+            outputs = [await process.communicate() for process in processes]
+    finally:
+        await blocker.close()
+        await watcher.close()
+    return [
+        (process.returncode or 0, stderr.decode())
+        for process, (_, stderr) in zip(processes, outputs, strict=True)
+    ]
+
+
+async def test_migrations_started_together_on_an_empty_database_all_succeed(
+    postgres_server: PostgresServer, tmp_path: Path
+) -> None:
+    """Servers (or ``migrate`` commands) started at the same moment on an empty database take
+    turns under the migration lock, and the later ones find the schema at head."""
+    empty = await postgres_server.create_database_async("bughive_race")
+
+    finished = await migrate_together(empty, tmp_path)
+
+    assert [code for code, _ in finished] == [0] * MIGRATING_TOGETHER, finished
+    assert await alembic_revision(empty) == schema_version.head_revision()
+
+
+def test_doctor_shows_the_embedded_data_dir(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data" / "pgdata"
+
+    finished = subprocess.run(
+        [*SERVER_COMMAND, "doctor", "--json"],
+        env=child_env(None, BUGHIVE_DATA_DIR=str(data_dir)),
+        cwd=tmp_path,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+    report = json.loads(finished.stdout)
+    assert report["database_url"] == "<embedded PostgreSQL>"
+    assert report["embedded_data_dir"] == str(data_dir.resolve()), report

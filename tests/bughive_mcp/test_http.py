@@ -1,11 +1,13 @@
 """End to end over streamable HTTP on a loopback port: ``python -m bughive_mcp serve
 --transport http`` in a subprocess, with a bearer token, as a fleet of workers reaches it."""
 
+import logging
 import socket
 import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx2
 import pytest
@@ -14,8 +16,10 @@ from mcp.client.streamable_http import streamable_http_client
 from pydantic import SecretStr
 from sqlalchemy.engine import URL
 
-from bughive_mcp.http import InsecureBindError, check_http_settings
+from bughive_mcp.cli import main
+from bughive_mcp.http import InsecureBindError, build_http_app, check_http_settings
 from bughive_mcp.settings import ServerSettings
+from tests.bughive_mcp.conftest import make_server
 from tests.bughive_mcp.processes import SERVER_COMMAND, child_env
 from tests.bughive_mcp.toolcalls import small_crawl
 
@@ -173,3 +177,35 @@ def test_serving_http_on_all_interfaces_without_a_token_exits_naming_the_setting
 
     assert finished.returncode != 0
     assert b"BUGHIVE_AUTH_TOKEN" in finished.stderr
+
+
+@pytest.mark.parametrize("token", [None, TOKEN])
+def test_serving_http_on_loopback_without_a_token_warns_at_start(
+    database_url: URL, token: str | None, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings: dict[str, Any] = {"transport": "http"}
+    if token is not None:
+        settings["auth_token"] = SecretStr(token)
+    server = make_server(database_url, **settings)
+
+    with caplog.at_level(logging.WARNING, logger="bughive_mcp"):
+        build_http_app(server, ServerSettings(_env_file=None, **settings))
+
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    if token is None:
+        assert len(warnings) == 1, warnings
+        assert "without a bearer token" in warnings[0] and "BUGHIVE_AUTH_TOKEN" in warnings[0]
+    else:
+        assert warnings == []
+
+
+def test_serve_help_says_when_a_bearer_token_is_required(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit):
+        main(["serve", "--help"])
+
+    shown = " ".join(capsys.readouterr().out.split())
+    assert "BUGHIVE_AUTH_TOKEN" in shown
+    assert "required when binding to any other address" in shown
+    assert "optional on loopback" in shown

@@ -215,7 +215,11 @@ async def test_a_server_that_cannot_reach_its_database_names_no_secret(
     closed = canary_url(database_url).set(host="127.0.0.1", port=free_port())
     server: BugHiveServer = build_server(
         ServerSettings(_env_file=None, auto_migrate=False),
-        make_config(database_url=closed.render_as_string(hide_password=False), connect_timeout=2),
+        make_config(
+            database_url=closed.render_as_string(hide_password=False),
+            connect_timeout=2,
+            connect_retry_seconds=0,
+        ),
     )
 
     with caplog.at_level(logging.DEBUG), pytest.raises(Exception) as failed:

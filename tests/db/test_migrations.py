@@ -3,6 +3,7 @@
 from collections.abc import AsyncIterator
 from typing import Any
 
+import anyio
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -12,8 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
 from db import schema_version
+from db.database import Database
 from db.models import Base
-from tests.conftest import PostgresServer
+from tests.conftest import PostgresServer, make_config
 
 
 @pytest.fixture
@@ -98,3 +100,22 @@ async def test_upgrade_after_downgrade_rebuilds_the_schema(empty_engine: AsyncEn
         await conn.run_sync(schema_version.upgrade)
     async with empty_engine.connect() as conn:
         assert await conn.run_sync(schema_differences) == []
+
+
+async def test_migrations_started_together_on_an_empty_database_all_succeed(
+    postgres_server: PostgresServer,
+) -> None:
+    """N servers started at once on an empty database each migrate it (``init_db``): they take
+    turns, and the later ones find the schema at head instead of racing to create it."""
+    url = await postgres_server.create_database_async("bughive_race")
+    databases = [Database(make_config(), url=url) for _ in range(3)]
+    try:
+        async with anyio.create_task_group() as group:
+            for database in databases:
+                group.start_soon(database.init_db)
+        revisions = [await database.schema_revision() for database in databases]
+    finally:
+        for database in databases:
+            await database.close()
+
+    assert revisions == [schema_version.head_revision()] * len(databases)
