@@ -76,7 +76,10 @@ def _server_settings(args: argparse.Namespace) -> ServerSettings:
 
 
 def serve(settings: ServerSettings) -> int:
+    """Serve until the end of input (stdio) or a shutdown signal (both transports, see
+    bughive_mcp/shutdown.py); either way the process then exits normally, with code 0."""
     from bughive_mcp.server import build_server
+    from bughive_mcp.shutdown import UvicornServer, endable_stdin, run_until_signalled
     from bughive_mcp.toolsets import ToolSelectionError
 
     try:
@@ -86,7 +89,8 @@ def serve(settings: ServerSettings) -> int:
         return 2
     if settings.transport == "stdio":
         try:
-            anyio.run(server.run_stdio_async)
+            with endable_stdin() as end_input:
+                run_until_signalled(server.run_stdio_async, stop=end_input)
         except Exception as exc:
             refusal = _start_refusal(exc)
             if refusal is None:
@@ -112,7 +116,8 @@ def serve(settings: ServerSettings) -> int:
         log_level=settings.log_level.lower(),
         lifespan="on",
     )
-    anyio.run(uvicorn.Server(config).serve)
+    http_server = UvicornServer(config)
+    run_until_signalled(http_server.serve, stop=http_server.stop)
     return 0
 
 

@@ -15,6 +15,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -62,11 +63,17 @@ def copy_data_dir(source: Path, target: Path) -> None:
         os.lchown(copied, original.st_uid, original.st_gid)
 
 
+def scratch_dir(prefix: str) -> Path:
+    """A directory outside pytest's ``tmp_path``: as root, PostgreSQL runs as a system user
+    that must traverse to its data, and every pytest run resets its temporary root to 0700."""
+    return Path(tempfile.mkdtemp(prefix=prefix))
+
+
 @pytest.fixture(scope="module")
-def template_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def template_data_dir() -> Iterator[Path]:
     """A data directory initdb'd and migrated by ``bughive-mcp migrate``, which stopped its
     PostgreSQL again on exit."""
-    data_dir = tmp_path_factory.mktemp("template") / "pgdata"
+    data_dir = scratch_dir("bughive-template-") / "pgdata"
     migrated = subprocess.run(
         [*SERVER_COMMAND, "migrate"],
         env=child_env(None, BUGHIVE_DATA_DIR=str(data_dir)),
@@ -77,16 +84,18 @@ def template_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     assert migrated.returncode == 0, migrated.stderr
     assert postmasters(data_dir) == []
-    return data_dir
+    yield data_dir
+    shutil.rmtree(data_dir.parent)
 
 
 @pytest.fixture
-def data_dir(template_data_dir: Path, tmp_path: Path) -> Iterator[Path]:
-    data_dir = tmp_path / "pgdata"
+def data_dir(template_data_dir: Path) -> Iterator[Path]:
+    data_dir = scratch_dir("bughive-lifecycle-") / "pgdata"
     copy_data_dir(template_data_dir, data_dir)
     yield data_dir
     for leftover in postmasters(data_dir):  # a failed test must not leave its server running
         leftover.kill()
+    shutil.rmtree(data_dir.parent, ignore_errors=True)
 
 
 @dataclass
@@ -169,7 +178,9 @@ async def end_of_input(server: Serving) -> int:
 
 
 @pytest.mark.parametrize("transport", ["stdio", "http"])
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP], ids=lambda s: s.name)
+@pytest.mark.parametrize(
+    "signum", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP], ids=lambda s: s.name
+)
 async def test_a_shutdown_signal_stops_the_server_and_its_embedded_postgres(
     data_dir: Path, transport: str, signum: signal.Signals
 ) -> None:
