@@ -79,7 +79,12 @@ def serve(settings: ServerSettings) -> int:
     """Serve until the end of input (stdio) or a shutdown signal (both transports, see
     bughive_mcp/shutdown.py); either way the process then exits normally, with code 0."""
     from bughive_mcp.server import build_server
-    from bughive_mcp.shutdown import UvicornServer, endable_stdin, run_until_signalled
+    from bughive_mcp.shutdown import (
+        HTTP_SHUTDOWN_GRACE_SECONDS,
+        UvicornServer,
+        endable_stdin,
+        run_until_signalled,
+    )
     from bughive_mcp.toolsets import ToolSelectionError
 
     try:
@@ -115,6 +120,7 @@ def serve(settings: ServerSettings) -> int:
         port=settings.port,
         log_level=settings.log_level.lower(),
         lifespan="on",
+        timeout_graceful_shutdown=HTTP_SHUTDOWN_GRACE_SECONDS,
     )
     http_server = UvicornServer(config)
     run_until_signalled(http_server.serve, stop=http_server.stop)

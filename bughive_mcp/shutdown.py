@@ -1,12 +1,12 @@
 """How ``serve`` stops: on SIGTERM, SIGINT or SIGHUP exactly as at the end of its input.
 
 A signal's default action ends the process on the spot, without its exit handlers, and one of
-them is what stops the embedded PostgreSQL (db/embedded.py). So while the server runs these
-signals only ask it to stop: over stdio its input is ended, and the SDK then does what it does
-at EOF (cancels the calls in flight, leaves the lifespan, which closes the pool); over HTTP
-uvicorn shuts down gracefully (open responses end, then the lifespan). ``serve`` then returns
-normally, with exit code 0: the shutdown was asked for and done. A second signal forces the
-stop (the run is cancelled) for a shutdown that hangs.
+them is what stops the embedded PostgreSQL (db/embedded.py). So while the server runs, these
+signals only ask it to stop: over stdio its input is ended, and the SDK does what it does at
+EOF (cancels the calls in flight, leaves the lifespan, which closes the pool); over HTTP uvicorn
+shuts down gracefully (requests in flight get ``HTTP_SHUTDOWN_GRACE_SECONDS`` to finish, then
+the lifespan closes). ``serve`` then returns normally, with exit code 0: the shutdown was asked
+for and done. A second signal forces the stop (the run is cancelled) for a shutdown that hangs.
 """
 
 import asyncio
@@ -24,6 +24,10 @@ import uvicorn
 log = logging.getLogger(__name__)
 
 SHUTDOWN_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+# How long HTTP requests in flight may take to finish once a stop is asked for; then they are
+# cancelled and the lifespan closes. A client's open event stream never finishes by itself, so
+# without a bound uvicorn would wait for it forever. Well inside Docker's 10 s before SIGKILL.
+HTTP_SHUTDOWN_GRACE_SECONDS = 5
 
 
 def run_until_signalled(main: Callable[[], Awaitable[None]], stop: Callable[[], None]) -> None:
@@ -132,6 +136,6 @@ class UvicornServer(uvicorn.Server):
         yield
 
     def stop(self) -> None:
-        """What uvicorn does on its first SIGTERM or SIGINT: finish open responses, then the
-        lifespan shutdown."""
+        """What uvicorn does on its first SIGTERM or SIGINT: let requests in flight finish
+        (for up to its ``timeout_graceful_shutdown``), then the lifespan shutdown."""
         self.should_exit = True

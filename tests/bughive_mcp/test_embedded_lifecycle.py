@@ -10,7 +10,6 @@ seconds, a copy a fraction of one.
 
 import asyncio
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -55,12 +54,9 @@ def handle_pids(data_dir: Path) -> list[int]:
 
 
 def copy_data_dir(source: Path, target: Path) -> None:
-    """Copy a data directory with its owners (as root, PostgreSQL runs as a system user that
-    must own its files)."""
-    shutil.copytree(source, target, symlinks=True)
-    for copied in [target, *target.rglob("*")]:
-        original = (source / copied.relative_to(target)).lstat()
-        os.lchown(copied, original.st_uid, original.st_gid)
+    """Copy a data directory with its owners and modes (as root, PostgreSQL runs as a system
+    user that must own its files); ``cp -a`` is several times faster than ``copytree``."""
+    subprocess.run(["cp", "-a", str(source), str(target)], check=True)
 
 
 def scratch_dir(prefix: str) -> Path:
@@ -102,6 +98,8 @@ def data_dir(template_data_dir: Path) -> Iterator[Path]:
 class Serving:
     process: asyncio.subprocess.Process
     log: Path
+    url: str = ""  # HTTP only: the server's base URL and the MCP session opened on it
+    session_id: str = ""
 
     async def exit_code(self) -> int:
         with anyio.fail_after(STOP_SECONDS):
@@ -125,10 +123,9 @@ async def answered_initialize(process: asyncio.subprocess.Process, log: Path) ->
     assert json.loads(line)["id"] == 1
 
 
-async def opened_http_session(process: asyncio.subprocess.Process, port: int, log: Path) -> None:
-    """HTTP: ready once /healthz answers; then a client opens an MCP session, as a connected
-    client has when the server is told to stop."""
-    url = f"http://127.0.0.1:{port}"
+async def opened_http_session(process: asyncio.subprocess.Process, url: str, log: Path) -> str:
+    """HTTP: ready once /healthz answers; then a client opens an MCP session (its id is
+    returned), as a connected client has when the server is told to stop."""
     async with httpx2.AsyncClient(timeout=10) as http:
         while True:
             assert process.returncode is None, read_log(log)
@@ -136,9 +133,12 @@ async def opened_http_session(process: asyncio.subprocess.Process, port: int, lo
                 if (await http.get(f"{url}/healthz")).status_code == 200:
                     break
             except httpx2.TransportError:
-                await anyio.sleep(0.05)
+                pass
+            await anyio.sleep(0.05)
         response = await http.post(f"{url}/mcp", json=INITIALIZE, headers=MCP_HEADERS)
         assert response.status_code == 200, response.text
+        session_id: str = response.headers["mcp-session-id"]
+        return session_id
 
 
 @asynccontextmanager
@@ -146,6 +146,7 @@ async def serving(transport: str, data_dir: Path) -> AsyncIterator[Serving]:
     """``serve`` on ``data_dir``, yielded once it is ready; killed if a test leaves it running."""
     log = data_dir.parent / f"server-{transport}.log"
     port = free_port()
+    url = f"http://127.0.0.1:{port}"
     arguments = ["--transport", "http", "--port", str(port)] if transport == "http" else []
     with log.open("ab") as stderr:
         process = await asyncio.create_subprocess_exec(
@@ -162,9 +163,10 @@ async def serving(transport: str, data_dir: Path) -> AsyncIterator[Serving]:
         with anyio.fail_after(START_SECONDS):
             if transport == "stdio":
                 await answered_initialize(process, log)
+                ready = Serving(process, log)
             else:
-                await opened_http_session(process, port, log)
-        yield Serving(process, log)
+                ready = Serving(process, log, url, await opened_http_session(process, url, log))
+        yield ready
     finally:
         if process.returncode is None:
             process.kill()
@@ -192,6 +194,24 @@ async def test_a_shutdown_signal_stops_the_server_and_its_embedded_postgres(
         assert await server.exit_code() == 0, server.stderr()
     assert postmasters(data_dir) == [], server.stderr()
     assert handle_pids(data_dir) == []
+
+
+async def test_sigterm_over_http_does_not_wait_for_a_clients_open_event_stream(
+    data_dir: Path,
+) -> None:
+    """A connected client keeps a GET event stream open, which never ends by itself: the
+    shutdown waits for it only for a grace period (HTTP_SHUTDOWN_GRACE_SECONDS)."""
+    async with serving("http", data_dir) as server, httpx2.AsyncClient(timeout=10) as http:
+        session = {**MCP_HEADERS, "mcp-session-id": server.session_id}
+        initialized = {"jsonrpc": "2.0", "method": "notifications/initialized"}
+        await http.post(f"{server.url}/mcp", json=initialized, headers=session)
+        async with http.stream("GET", f"{server.url}/mcp", headers=session) as events:
+            assert events.status_code == 200
+
+            server.process.send_signal(signal.SIGTERM)
+
+            assert await server.exit_code() == 0, server.stderr()
+    assert postmasters(data_dir) == [], server.stderr()
 
 
 async def test_dead_pids_in_the_handle_list_are_dropped_at_start(data_dir: Path) -> None:
