@@ -9,6 +9,7 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 import anyio
@@ -114,7 +115,15 @@ def _server_settings(args: argparse.Namespace) -> ServerSettings:
 
 
 def serve(settings: ServerSettings) -> int:
+    """Serve until the end of input (stdio) or a shutdown signal (both transports, see
+    bughive_mcp/shutdown.py); either way the process then exits normally, with code 0."""
     from bughive_mcp.server import build_server
+    from bughive_mcp.shutdown import (
+        HTTP_SHUTDOWN_GRACE_SECONDS,
+        UvicornServer,
+        endable_stdin,
+        run_until_signalled,
+    )
     from bughive_mcp.stdio import serve_stdio
     from bughive_mcp.toolsets import ToolSelectionError
 
@@ -125,7 +134,9 @@ def serve(settings: ServerSettings) -> int:
         return 2
     if settings.transport == "stdio":
         try:
-            anyio.run(serve_stdio, server)
+            # The pipe must be on fd 0 before serve_stdio takes its own handle on it.
+            with endable_stdin() as end_input:
+                run_until_signalled(partial(serve_stdio, server), stop=end_input)
         except Exception as exc:
             refusal = _start_refusal(exc)
             if refusal is None:
@@ -150,11 +161,12 @@ def serve(settings: ServerSettings) -> int:
         port=settings.port,
         log_level=settings.log_level.lower(),
         lifespan="on",
+        timeout_graceful_shutdown=HTTP_SHUTDOWN_GRACE_SECONDS,
     )
-    http_server = uvicorn.Server(config)
+    http_server = UvicornServer(config)
     # The start (database, schema) runs while /healthz already answers: when it fails, stop.
-    server.readiness.call_on_failure(lambda: setattr(http_server, "should_exit", True))
-    anyio.run(http_server.serve)
+    server.readiness.call_on_failure(http_server.stop)
+    run_until_signalled(http_server.serve, stop=http_server.stop)
     failure = server.readiness.failure
     if failure is None:
         return 0
