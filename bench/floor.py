@@ -140,9 +140,9 @@ class RawSql:
     async def get_pages_to_crawl(
         self, session_id: uuid.UUID, limit: int = 10
     ) -> list[asyncpg.Record]:
-        # one statement, in autocommit, as the tool sends it (Database.session(single_statement))
+        # one statement, in autocommit, as the tool sends it (a @reads method)
         rows: list[asyncpg.Record] = await self.conn.fetch(
-            frontier_page_statement(limit, 0), session_id
+            frontier_page_statement(limit, 0).sql, session_id
         )
         return rows
 
@@ -151,26 +151,35 @@ class RawSql:
     ) -> asyncpg.Record:
         evidence_json = bug.get("evidence_json", "[]")
         async with self.conn.transaction():
-            await self.conn.fetchrow(PAGE_OF_BUG, page_id)
+            await self.conn.fetchrow(PAGE_OF_BUG.sql, page_id)
+            filing = {
+                "session_id": session_id,
+                "page_id": page_id,
+                "fingerprint": fingerprint,
+                "category": bug["category"],
+                "priority": bug["priority"],
+                "title": bug["title"],
+                "description": bug["description"],
+                "steps_to_reproduce": bug.get("steps_json", "[]"),
+                "evidence": evidence_json,
+                "confidence": bug.get("confidence", 0.5),
+                "expected_behavior": None,
+                "actual_behavior": None,
+                "affected_users": None,
+                "browser_info": None,
+            }
             row: asyncpg.Record = await self.conn.fetchrow(
-                FILE_BUG,
-                session_id,
-                page_id,
-                fingerprint,
-                bug["category"],
-                bug["priority"],
-                bug["title"],
-                bug["description"],
-                bug.get("steps_json", "[]"),
-                evidence_json,
-                bug.get("confidence", 0.5),
-                None,
-                None,
-                None,
-                None,
+                FILE_BUG.sql, *FILE_BUG.arguments(filing)
             )
+            occurrence = {
+                "bug_id": row["id"],
+                "session_id": session_id,
+                "page_id": page_id,
+                "evidence": evidence_json,
+                "created": row["created"],
+            }
             await self.conn.fetchrow(
-                RECORD_OCCURRENCE, row["id"], session_id, page_id, evidence_json, row["created"]
+                RECORD_OCCURRENCE.sql, *RECORD_OCCURRENCE.arguments(occurrence)
             )
         return row
 
@@ -184,22 +193,24 @@ class RawSql:
         status_code: int | None,
     ) -> asyncpg.Record | None:
         async with self.conn.transaction():
+            finishing = {
+                "id": page_id,
+                "claim_token": claim_token,
+                "title": title,
+                "screenshot_url": None,
+                "analysis_result": analysis_json,
+                "response_time_ms": response_time_ms,
+                "status_code": status_code,
+                "content_type": None,
+                "content_length": None,
+            }
             row: asyncpg.Record | None = await self.conn.fetchrow(
-                FINISH_PAGE,
-                page_id,
-                claim_token,
-                title,
-                None,
-                analysis_json,
-                response_time_ms,
-                status_code,
-                None,
-                None,
+                FINISH_PAGE.sql, *FINISH_PAGE.arguments(finishing)
             )
         return row
 
-    # fetch, not fetchrow: a row limit on the portal rules out a parallel plan (db.driver's
-    # fetch_aggregate); the floor gets the fastest form too.
+    # fetch, not fetchrow: a row limit on the portal rules out a parallel plan
+    # (Statement.fetch_aggregate); the floor gets the fastest form too.
     async def bug_statistics(self, session_id: uuid.UUID) -> asyncpg.Record:
         rows: list[asyncpg.Record] = await self.conn.fetch(BUG_STATISTICS, session_id)
         return rows[0]

@@ -37,7 +37,6 @@ from bench.postgres import BenchPostgres, asyncpg_dsn
 from bench.workloads.common import call_tool
 from bughive_mcp.server import BugHiveServer, shape_tool
 from db.database import Database
-from db.driver import PoolLease, driver_connection
 from db.repositories.pages import (
     PageRepository,
     claim_statement,
@@ -91,15 +90,17 @@ async def frontier_look(ctx: BenchContext) -> None:
     async with frontier(ctx, "layers_look", 10_000) as (conn, database, sid):
         show("get_pages_to_crawl(limit=10), 10,000 pending pages:")
 
+        look = frontier_page_statement(10, 0)
+
         async def raw() -> None:
-            await conn.fetch(frontier_page_statement(10, 0), sid)
+            await conn.fetch(look.sql, sid)
 
         async def in_session() -> None:
-            async with database.session(writes=False, single_statement=True) as s:
-                await (await driver_connection(s)).fetch(frontier_page_statement(10, 0), sid)
+            async with database.session() as s:
+                await look.fetch(s, session_id=sid)
 
         async def repository() -> None:
-            async with database.session(writes=False, single_statement=True) as s:
+            async with database.session() as s:
                 await PageRepository(s).get_pages_to_crawl(sid, 10)
 
         await timed("the statement, raw asyncpg connection", raw)
@@ -135,7 +136,7 @@ async def built_up(
         "get_pages_to_crawl(limit=10) built up from the floor, 10,000 pending pages "
         f"(median of {ROUNDS} interleaved rounds):"
     )
-    statement = frontier_page_statement(10, 0)
+    statement = frontier_page_statement(10, 0).sql
     answer = ready_answer()
 
     async def raw() -> None:
@@ -148,22 +149,21 @@ async def built_up(
     async def built_from_rows(session_id: uuid.UUID, limit: int) -> PageList:
         return frontier_page(await conn.fetch(statement, session_id), 0, limit)
 
-    async def on_pool_lease(session_id: uuid.UUID, limit: int) -> PageList:
-        lease = PoolLease(database.engine, transaction=False)
-        try:
-            rows = await (await lease.connection()).fetch(statement, session_id)
-        finally:
-            await lease.release()
+    async def on_pooled_connection(session_id: uuid.UUID, limit: int) -> PageList:
+        async with database.engine.connect() as pooled:
+            driver = (await pooled.get_raw_connection()).driver_connection
+            assert driver is not None
+            rows = await driver.fetch(statement, session_id)
         return frontier_page(rows, 0, limit)
 
     async def in_unit_of_work(session_id: uuid.UUID, limit: int) -> PageList:
-        async with database.session(writes=False, single_statement=True) as s:
+        async with database.session() as s:
             return await PageRepository(s).get_pages_to_crawl(session_id, limit)
 
     bodies = [
         ("+ BugHive's tool layer, a ready 10-page answer", ready_after_statement),
         ("+ the answer built from the rows (frontier_page)", built_from_rows),
-        ("+ the connection leased from SQLAlchemy's pool", on_pool_lease),
+        ("+ a connection checked out of SQLAlchemy's pool", on_pooled_connection),
         ("+ Database.session() and the repository", in_unit_of_work),
     ]
     arguments = {"session_id": str(sid), "limit": 10}
@@ -195,11 +195,14 @@ async def claim(ctx: BenchContext) -> None:
         async def textbook() -> None:
             await conn.fetch(CLAIM, sid, 10, 300.0)
 
+        claiming = claim_statement(10)
+        arguments = claiming.arguments({"session_id": sid, "lease_seconds": 300, "max_attempts": 3})
+
         async def statement() -> None:
-            await conn.fetch(claim_statement(10), sid, 300, 3)
+            await conn.fetch(claiming.sql, *arguments)
 
         async def repository() -> None:
-            async with database.session(single_statement=True) as s:
+            async with database.session() as s:
                 await PageRepository(s).claim_pages_to_crawl(sid, 10)
 
         for label, step in [

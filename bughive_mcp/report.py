@@ -11,11 +11,11 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 from pydantic import BaseModel, Field
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.enums import BugCategory, BugPriority, PageStatus
 from db.repositories import BugRepository, CrawlSessionRepository
 from db.schemas import BugStatistics, ReportBug, SessionStatistics
+from db.unit_of_work import UnitOfWork
 
 MAX_REPORT_BUGS = 200
 
@@ -32,11 +32,10 @@ class SessionReport(BaseModel):
 
 
 async def build_report(
-    session: AsyncSession, session_id: uuid.UUID, progress: Progress | None = None
+    session: UnitOfWork, session_id: uuid.UUID, progress: Progress | None = None
 ) -> SessionReport:
-    """Three statements, all on the driver path (db.driver), so the caller may run them in a
-    ``driver_only`` unit of work: session statistics, bug statistics, the bug table (with
-    page URLs)."""
+    """Three reads, each one statement in autocommit: session statistics, bug statistics, the
+    bug table (with page URLs)."""
 
     async def step(done: int, message: str) -> None:
         if progress is not None:

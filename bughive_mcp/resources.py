@@ -45,7 +45,7 @@ async def session_report(session_id: str, ctx: AppContext) -> str:
         await ctx.report_progress(done, total, message)
 
     try:
-        async with unit_of_work(ctx, driver_only=True) as s:
+        async with unit_of_work(ctx) as s:
             report = await build_report(s, _session_id(session_id), progress)
     except DomainError as exc:
         raise _resource_error(exc) from None

@@ -10,7 +10,6 @@ from typing import Any
 
 import anyio
 from mcp.server.mcpserver import Context, MCPServer
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from bughive_mcp.readiness import Readiness
 from bughive_mcp.settings import ServerSettings
@@ -19,6 +18,7 @@ from db.config import DatabaseConfig
 from db.database import Database
 from db.secrets import check_stored_credentials, cipher_of
 from db.startup import wait_until_reachable
+from db.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
 
@@ -111,25 +111,18 @@ def reads_only(ctx: AppContext) -> bool:
     return isinstance(name, str) and catalog.is_read_only(name)
 
 
-def unit_of_work(
-    ctx: AppContext, *, single_statement: bool = False, driver_only: bool = False
-) -> AbstractAsyncContextManager[AsyncSession]:
+def unit_of_work(ctx: AppContext) -> AbstractAsyncContextManager[UnitOfWork]:
     """One transaction per tool call: commits when the tool returns, rolls back if it raises.
 
     A call that cannot write (``reads_only``) runs on the read replica when one is configured,
     and may see it lag (docs/scaling.md); every other call runs on the primary — reads included,
-    so a tool that writes always reads its own writes. ``single_statement`` and
-    ``driver_only``: see :meth:`db.database.Database.session`."""
+    so a tool that writes always reads its own writes. How the call's statements run (in
+    autocommit, in a transaction) the repository method it calls decides."""
     state: AppState = ctx.request_context.lifespan_context
     read_only = reads_only(ctx)
     db = state.read_db if state.read_db is not None and read_only else state.db
     settings = state.settings
-    return db.session(
-        tenant=request_tenant(settings.tenant, settings.multi_tenant),
-        writes=not read_only,
-        single_statement=single_statement,
-        driver_only=driver_only,
-    )
+    return db.session(tenant=request_tenant(settings.tenant, settings.multi_tenant))
 
 
 def server_settings(ctx: AppContext) -> ServerSettings:

@@ -16,20 +16,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+from sqlalchemy import event, text
 from sqlalchemy import exc as sa_exc
-from sqlalchemy import text
 from sqlalchemy.engine import URL, Connection
-from sqlalchemy.ext.asyncio import (
-    AsyncEngine,
-    AsyncSession,
-    async_sessionmaker,
-    create_async_engine,
-)
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
 from db import liveness, pgbouncer, schema_version
 from db.config import DatabaseConfig
-from db.driver import LEASE_KEY, PoolLease, run_to_completion
 from db.errors import (
     CommitOutcomeUnknown,
     ConcurrentUpdate,
@@ -39,13 +33,14 @@ from db.errors import (
     StatementTimeout,
 )
 from db.models import Base
-from db.secrets import CIPHER_INFO_KEY, STORED_CREDENTIALS, CredentialCipher
-from db.tenancy import bind_tenant
+from db.secrets import STORED_CREDENTIALS, CredentialCipher
+from db.tenancy import bind_tenant_statement
+from db.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
 
 APPLICATION_NAME = "bughive-mcp"
-ENGINE_LOGGER = "sqlalchemy.engine.Engine"  # where SQLAlchemy logs the statements it runs
+STATEMENT_LOGGER = "db.statements"  # where echo logs the statements sent
 
 # Errors that mean "could not talk to the database", as opposed to "the database said no".
 _UNAVAILABLE = (OSError, TimeoutError, ConnectionError, sa_exc.TimeoutError)
@@ -56,14 +51,7 @@ QUERY_CANCELED = "57014"
 # PostgreSQL ended the transaction to resolve a conflict: deadlock_detected,
 # serialization_failure. Retrying the same call is the documented remedy.
 ROLLED_BACK_BY_CONFLICT = ("40P01", "40001")
-IN_FAILED_TRANSACTION = "25P02"
-
-# Read just before each commit: the transaction's id, or NULL when it wrote nothing.
-_TRANSACTION_ID_SQL = "SELECT pg_current_xact_id_if_assigned()::text"
-_TRANSACTION_ID = text(_TRANSACTION_ID_SQL)
 _TRANSACTION_STATUS = text("SELECT pg_xact_status(CAST(CAST(:xid AS text) AS xid8))")
-# Where a statement that read its own transaction's id leaves it (remember_transaction_id).
-_TRANSACTION_ID_KEY = "bughive_transaction_id"
 # How long a lost commit's transaction may still show 'in progress' (its backend finishing).
 _SETTLE_SECONDS = 2.0
 
@@ -109,12 +97,18 @@ def _is_unavailable(err: BaseException) -> bool:
     )
 
 
-def _echo_statements() -> None:
-    """``echo``: every statement at INFO on SQLAlchemy's engine logger, which the process's
-    own log configuration (stderr, once) then writes. Not the engine's ``echo=True``: that
-    adds a second handler writing each line again to stdout, the protocol's channel in stdio
-    mode."""
-    logging.getLogger(ENGINE_LOGGER).setLevel(logging.INFO)
+def _echo_statements(engine: AsyncEngine) -> None:
+    """``echo``: every statement sent, at INFO on :data:`STATEMENT_LOGGER`, which the
+    process's own log configuration (stderr, once) then writes — the SQL only, never its
+    parameters (they carry secrets: the credentials' token, anything a caller sent)."""
+    logger = logging.getLogger(STATEMENT_LOGGER)
+    logger.setLevel(logging.INFO)
+
+    @event.listens_for(engine.sync_engine.pool, "connect")
+    def _log_statements(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.driver_connection.add_query_logger(
+            lambda sent: logger.info("%s", sent.query)
+        )
 
 
 def resolve_url(config: DatabaseConfig) -> URL:
@@ -137,8 +131,6 @@ class Database:
             server_settings["default_transaction_read_only"] = "on"
         if self.config.statement_timeout_ms:
             server_settings["statement_timeout"] = str(self.config.statement_timeout_ms)
-        if self.config.echo:
-            _echo_statements()
         engine_args: dict[str, Any] = {
             # Parameters carry secrets (the credentials' Fernet token, anything a caller
             # sent): never in a log line or an error's text, whatever the settings.
@@ -162,51 +154,33 @@ class Database:
                 pool_recycle=self.config.pool_recycle,
             )
         self.engine: AsyncEngine = create_async_engine(self.url, **engine_args)
-        if self.config.pgbouncer:
-            pgbouncer.set_per_transaction(self.engine, server_settings)
+        if self.config.echo:
+            _echo_statements(self.engine)
+        per_transaction = (
+            pgbouncer.per_transaction_statement(server_settings) if self.config.pgbouncer else None
+        )
+        if per_transaction is not None:
+            pgbouncer.set_per_transaction(self.engine, server_settings)  # migrations, scripts
+        # Sent after BEGIN by every unit of work (PgBouncer mode: settings per transaction).
+        self._transaction_settings: tuple[tuple[str, tuple[Any, ...]], ...] = (
+            () if per_transaction is None else ((per_transaction, ()),)
+        )
         if self.config.pool_pre_ping:
             liveness.install(self.engine, self.config.pool_pre_ping_idle_seconds)
         keys = self.config.encryption_keys
-        self.session_factory = async_sessionmaker(
-            self.engine,
-            expire_on_commit=False,
-            # Repositories find the credential cipher here (db.secrets), not in arguments.
-            info={CIPHER_INFO_KEY: CredentialCipher(keys) if keys else None},
-        )
+        self.cipher = CredentialCipher(keys) if keys else None
 
     def __repr__(self) -> str:
         return f"Database({self.url.render_as_string(hide_password=True)!r})"
 
     @asynccontextmanager
-    async def session(
-        self,
-        tenant: str | None = None,
-        *,
-        writes: bool = True,
-        single_statement: bool = False,
-        driver_only: bool = False,
-    ) -> AsyncIterator[AsyncSession]:
-        """A unit of work: commits when the block exits normally, rolls back on any exception.
+    async def session(self, tenant: str | None = None) -> AsyncIterator[UnitOfWork]:
+        """A unit of work (:class:`db.unit_of_work.UnitOfWork`): commits when the block exits
+        normally, rolls back on any exception. How each repository method runs in it — a read
+        in autocommit, one write statement, a transaction — the method declares itself.
 
-        With ``tenant``, its first statement binds the transaction to that tenant (multi-tenant
-        mode, see :mod:`db.tenancy`); the binding ends with the transaction.
-
-        ``writes=False`` promises the block only reads: a lost commit answer then cannot hide a
-        change, so the transaction id is not asked for (one round trip less per call). A
-        statement that knows its transaction id may hand it over with
-        :func:`remember_transaction_id`, which saves the same round trip for a write.
-
-        ``driver_only=True`` promises the block sends its statements only through
-        :func:`db.driver.driver_connection`, never through the ORM session: they then run on a
-        connection leased from the pool past the session's machinery (:class:`PoolLease`), in
-        one transaction as always. ``single_statement=True`` promises more: one statement,
-        atomic on its own. It then runs in autocommit, without ``BEGIN`` and ``COMMIT`` (two
-        round trips of three); its answer, if lost, cannot be settled: the statement may have
-        run although the caller gets :class:`DatabaseUnavailable`. The tools that use it are a
-        read and the frontier claim, for which that is the at-least-once contract anyway (an
-        unanswered claim's lease runs out and its pages are offered again). Neither promise
-        changes anything when the transaction must carry settings (a tenant binding; PgBouncer
-        mode, whose settings are per transaction): the block then runs as any other.
+        With ``tenant``, the first statement of its transaction binds it to that tenant
+        (multi-tenant mode, see :mod:`db.tenancy`); the binding ends with the transaction.
 
         What the caller may rely on when it fails:
 
@@ -214,55 +188,38 @@ class Database:
           :class:`ServerBusy` (no free connection within ``pool_timeout``) and
           :class:`StatementTimeout`: the transaction did not happen, nothing was changed;
         - connection lost *during* the commit: the database is asked whether the transaction
-          committed. Committed → the block's work stands and ``session()`` exits normally;
+          committed (its id was read just before the commit, or returned by the statement that
+          wrote). Committed → the block's work stands and ``session()`` exits normally;
           aborted → :class:`DatabaseUnavailable`; the database cannot say (it is down) →
-          :class:`CommitOutcomeUnknown`, whose message says the change may have been saved."""
+          :class:`CommitOutcomeUnknown`, whose message says the change may have been saved.
+
+        A write that ran in autocommit (``@single_write``) whose answer is lost cannot be
+        settled: the caller gets :class:`DatabaseUnavailable` although it may have run."""
+        settings = self._transaction_settings
+        if tenant is not None:
+            settings = (*settings, bind_tenant_statement(tenant))
         lost_commit: BaseException | None = None
         xid: str | None = None
         try:
-            session = self.session_factory()
-            lease: PoolLease | None = None
+            uow = UnitOfWork(self.engine, cipher=self.cipher, transaction_settings=settings)
             try:
-                if tenant is not None:
-                    await bind_tenant(session, tenant)
-                elif (single_statement or driver_only) and not self.config.pgbouncer:
-                    lease = PoolLease(self.engine, transaction=not single_statement)
-                    session.info[LEASE_KEY] = lease  # see db.driver
-                yield session
-                keeps_xid = writes and not self.config.read_only
-                if lease is not None and lease.used:
-                    if session.in_transaction():
-                        raise RuntimeError(
-                            "a driver-only unit of work also used the ORM session: its "
-                            "statements ran outside the unit of work's transaction"
-                        )
-                    if lease.in_transaction:
-                        xid = await _lease_transaction_id(session, lease) if keeps_xid else None
-                        lost_commit = await _commit_lease(lease)
-                else:
-                    if keeps_xid:
-                        xid = await _transaction_id(session)
-                    lost_commit = await _commit(session)
+                yield uow
+                if not self.config.read_only:
+                    xid = await uow.transaction_id()
+                try:
+                    await uow.commit()
+                except Exception as err:
+                    if not _is_unavailable(err) or isinstance(err, sa_exc.TimeoutError):
+                        raise
+                    lost_commit = err
             except BaseException as err:
-                unavailable = isinstance(err, Exception) and _is_unavailable(err)
-                if lease is not None:
-                    if isinstance(err, Exception) and not unavailable:
-                        await lease.release()  # rolls its transaction back
-                    else:
-                        await lease.discard()
-                if unavailable:
-                    # The connection may be broken in a way SQLAlchemy never saw (a
-                    # statement of the driver path, db.driver, failed): drop it, do not
-                    # pool it for the next caller.
-                    await session.invalidate()
-                else:
-                    await session.rollback()
+                # Lost, cancelled mid-statement: the connection may be broken in a way the
+                # pool never saw — drop it, do not pool it for the next caller.
+                broken = not isinstance(err, Exception) or _is_unavailable(err)
+                await uow.close(broken=broken)
                 raise
             else:
-                if lease is not None:
-                    await (lease.release() if lost_commit is None else lease.discard())
-            finally:
-                await _close(session)
+                await uow.close(broken=lost_commit is not None)
         except Exception as err:
             mapped = self._domain_error(err)
             if mapped is None:
@@ -370,75 +327,6 @@ class Database:
         await self.engine.dispose()
 
 
-def remember_transaction_id(session: AsyncSession, xid: object) -> None:
-    """Record the id of ``session``'s current transaction, read by one of its own statements
-    (``pg_current_xact_id()``), so the unit of work need not ask for it before the commit."""
-    session.info[_TRANSACTION_ID_KEY] = str(xid)
-
-
-async def _transaction_id(session: AsyncSession) -> str | None:
-    """The id of the session's transaction, or None when it has written nothing."""
-    if not session.in_transaction():
-        return None
-    known = session.info.get(_TRANSACTION_ID_KEY)
-    if known is not None:
-        return str(known)
-    try:
-        xid = await session.scalar(_TRANSACTION_ID)
-    except sa_exc.DBAPIError as err:
-        if _sqlstate(err) != IN_FAILED_TRANSACTION:
-            raise
-        return None  # the transaction already failed (the block caught the error): it rolls back
-    return None if xid is None else str(xid)
-
-
-async def _lease_transaction_id(session: AsyncSession, lease: PoolLease) -> str | None:
-    """The id of the lease's transaction, or None when it has written nothing."""
-    known = session.info.get(_TRANSACTION_ID_KEY)
-    if known is not None:
-        return str(known)
-    xid = await (await lease.connection()).fetchval(_TRANSACTION_ID_SQL)
-    return None if xid is None else str(xid)
-
-
-async def _commit_lease(lease: PoolLease) -> BaseException | None:
-    """Commit the lease's transaction; like :func:`_commit`, returns the error when the
-    connection was lost during the commit."""
-    try:
-        await lease.commit()
-    except Exception as err:
-        if not _is_unavailable(err):
-            raise
-        return err
-    return None
-
-
-async def _commit(session: AsyncSession) -> BaseException | None:
-    """Commit; returns the error instead of raising it when the connection was lost during
-    the commit (the outcome is then unknown, not failed). A session that began nothing and
-    holds no pending change has nothing to commit (its block only used the driver path)."""
-    if not (session.in_transaction() or session.new or session.dirty or session.deleted):
-        return None
-    try:
-        await session.commit()
-    except Exception as err:
-        if not _is_unavailable(err) or isinstance(err, sa_exc.TimeoutError):
-            raise
-        await session.rollback()
-        return err
-    return None
-
-
-async def _close(session: AsyncSession) -> None:
-    """End the session. Once its transaction is over (committed or rolled back: the usual
-    case), closing only forgets its objects — no I/O, so none of the task ``close()`` would
-    need to survive a cancellation."""
-    if session.in_transaction():
-        await run_to_completion(session.close())
-    elif session.identity_map or session.new:  # (a driver-only unit of work has neither)
-        session.expunge_all()
-
-
 def _current_revision(conn: Connection) -> str | None:
     return schema_version.current_revision(conn)
 
@@ -471,7 +359,7 @@ async def init_database(drop_existing: bool = False) -> Database:
     return db
 
 
-async def get_db() -> AsyncIterator[AsyncSession]:
+async def get_db() -> AsyncIterator[UnitOfWork]:
     """FastAPI-style dependency: yields a session that commits after the request."""
     async with get_database().session() as session:
         yield session

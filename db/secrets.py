@@ -11,17 +11,18 @@ The stored form of a session's credentials is ``{"username", "login_url",
 ``CrawlSessionRepository.get_config`` decrypts, for the crawler itself.
 """
 
+import json
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
-from sqlalchemy import func, select, text
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.errors import DomainError, InvalidArgument
 
+if TYPE_CHECKING:
+    from db.unit_of_work import UnitOfWork
+
 ENCRYPTED = "password_encrypted"
-CIPHER_INFO_KEY = "bughive.credential_cipher"  # where a Database's sessions carry the cipher
 KEY_SETTING = "BUGHIVE_ENCRYPTION_KEY"
 # The start-up check's question, answered for every tenant (migration 0006).
 STORED_CREDENTIALS = "bughive_stored_credentials()"
@@ -80,9 +81,9 @@ class CredentialCipher:
             ) from None
 
 
-def cipher_of(session: AsyncSession) -> CredentialCipher | None:
-    cipher = session.info.get(CIPHER_INFO_KEY)
-    return cipher if isinstance(cipher, CredentialCipher) else None
+def cipher_of(session: "UnitOfWork") -> CredentialCipher | None:
+    """The credential cipher of the unit of work's database (None: no key configured)."""
+    return session.cipher
 
 
 def seal(stored: dict[str, Any], cipher: CredentialCipher | None) -> dict[str, Any]:
@@ -122,26 +123,23 @@ def without_credentials(stored: dict[str, Any]) -> dict[str, Any]:
     return {**stored, "credentials": None}
 
 
-async def check_stored_credentials(session: AsyncSession, cipher: CredentialCipher | None) -> int:
+async def check_stored_credentials(session: "UnitOfWork", cipher: CredentialCipher | None) -> int:
     """At server start: fail fast (:class:`CredentialsUnavailable`) when sessions hold encrypted
     credentials but no key is configured, or when the configured keys cannot open the newest
     of them (a wrong or dropped key). Returns how many sessions hold credentials."""
-    from db.models import CrawlSession
-
-    if await session.scalar(select(func.to_regclass(CrawlSession.__tablename__))) is None:
+    if await session.scalar("SELECT to_regclass('crawl_sessions')") is None:
         return 0  # a database not migrated yet (e.g. read-only mode on a new one) stores none
-    if await session.scalar(select(func.to_regprocedure(STORED_CREDENTIALS))) is not None:
+    if await session.scalar(f"SELECT to_regprocedure('{STORED_CREDENTIALS}')") is not None:
         # Every tenant's sessions, also for a role the tenant policies bind (revision 0006).
-        stored, newest = (await session.execute(text(f"SELECT * FROM {STORED_CREDENTIALS}"))).one()
+        stored, newest = (await session.execute(f"SELECT * FROM {STORED_CREDENTIALS}")).one()
     else:  # a database at a revision before 0006 (read-only mode does not migrate)
-        token_column = CrawlSession.config["credentials"][ENCRYPTED].astext
         tokens = (
-            await session.scalars(
-                select(token_column)
-                .where(token_column.is_not(None))
-                .order_by(CrawlSession.created_at.desc())
+            await session.execute(
+                f"SELECT config->'credentials'->>'{ENCRYPTED}' AS token FROM crawl_sessions "
+                f"WHERE config->'credentials'->>'{ENCRYPTED}' IS NOT NULL "
+                "ORDER BY created_at DESC"
             )
-        ).all()
+        ).scalars()
         stored, newest = len(tokens), (tokens[0] if tokens else None)
     if not stored or newest is None:
         return 0
@@ -154,27 +152,26 @@ async def check_stored_credentials(session: AsyncSession, cipher: CredentialCiph
     return int(stored)
 
 
-async def rotate(session: AsyncSession, cipher: CredentialCipher) -> int:
+async def rotate(session: "UnitOfWork", cipher: CredentialCipher) -> int:
     """Re-encrypt every stored password under the first key (idempotent); returns how many.
     Also encrypts passwords stored in clear text by a version before encryption at rest."""
-    from db.models import CrawlSession
-
-    credentials = CrawlSession.config["credentials"]
-    rows = (
-        await session.scalars(
-            select(CrawlSession).where(
-                credentials[ENCRYPTED].is_not(None) | credentials["password"].is_not(None)
-            )
-        )
-    ).all()
+    rows = await session.execute(
+        f"SELECT id, config FROM crawl_sessions WHERE config->'credentials'->'{ENCRYPTED}' "
+        "IS NOT NULL OR config->'credentials'->'password' IS NOT NULL FOR UPDATE"
+    )
     changed = 0
     for row in rows:
-        stored = dict(row.config["credentials"])
+        config = dict(row.config)
+        stored = dict(config["credentials"])
         if ENCRYPTED in stored:
             token = cipher.rotate(stored[ENCRYPTED])
         else:
             token = cipher.encrypt(str(stored.pop("password")))
-        row.config = {**row.config, "credentials": {**stored, ENCRYPTED: token}}
+        config["credentials"] = {**stored, ENCRYPTED: token}
+        await session.execute(
+            "UPDATE crawl_sessions SET config = CAST(:config AS jsonb), updated_at = now() "
+            "WHERE id = :id",
+            {"config": json.dumps(config), "id": row.id},
+        )
         changed += 1
-    await session.flush()
     return changed

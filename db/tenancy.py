@@ -8,7 +8,7 @@ not own the tables (superusers and ``BYPASSRLS`` roles excepted), so:
 - single-tenant deployments connect as the owner: policies do not apply, nothing changes;
 - multi-tenant deployments connect the server as a *runtime role* (not owner, not superuser,
   no ``BYPASSRLS``) holding the grants of :func:`runtime_grants`, and bind each unit of work to
-  a tenant with :data:`BIND_TENANT` — ``set_config(…, true)``, i.e. ``SET LOCAL`` with a bound
+  a tenant with :data:`BIND_TENANT_SQL` — ``set_config(…, true)``, i.e. ``SET LOCAL`` with a bound
   parameter: it ends with the transaction, so it can never bleed into the next user of a pooled
   connection (and works behind PgBouncer's transaction pooling).
 
@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from db.secrets import STORED_CREDENTIALS
 
@@ -33,7 +33,7 @@ RUNTIME_PRIVILEGES = "SELECT, INSERT, UPDATE"
 
 TENANT_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 
-BIND_TENANT = text("SELECT set_config('bughive.tenant', :tenant, true)")
+BIND_TENANT_SQL = "SELECT set_config('bughive.tenant', $1, true)"
 
 
 def check_tenant(tenant: str) -> str:
@@ -46,9 +46,10 @@ def check_tenant(tenant: str) -> str:
     return tenant
 
 
-async def bind_tenant(session: AsyncSession, tenant: str) -> None:
-    """Bind the session's current transaction to ``tenant`` (until it commits or rolls back)."""
-    await session.execute(BIND_TENANT, {"tenant": check_tenant(tenant)})
+def bind_tenant_statement(tenant: str) -> tuple[str, tuple[str]]:
+    """The statement (SQL, arguments) that binds a transaction to ``tenant`` until it commits
+    or rolls back: the first of every transaction of a tenant's unit of work."""
+    return BIND_TENANT_SQL, (check_tenant(tenant),)
 
 
 def quote_identifier(name: str) -> str:

@@ -10,12 +10,14 @@ import inspect
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import pytest
 from cryptography.fernet import Fernet
+from sqlalchemy import event
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
@@ -172,3 +174,33 @@ async def raw(database_url: URL, empty_tables: None) -> AsyncIterator[asyncpg.Co
         yield conn
     finally:
         await conn.close()
+
+
+@contextmanager
+def record_queries(database: Database) -> Iterator[list[str]]:
+    """Every SQL statement ``database`` sends while the block runs, as the driver sends it
+    (asyncpg's query logger on each connection checked out meanwhile)."""
+    seen: list[str] = []
+    logged: list[Any] = []
+
+    def log(record: Any) -> None:
+        seen.append(record.query)
+
+    def checked_out(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+        driver = dbapi_connection.driver_connection
+        driver.add_query_logger(log)
+        logged.append(driver)
+
+    def checked_in(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.driver_connection.remove_query_logger(log)
+
+    pool = database.engine.sync_engine.pool
+    event.listen(pool, "checkout", checked_out)
+    event.listen(pool, "checkin", checked_in)
+    try:
+        yield seen
+    finally:
+        event.remove(pool, "checkout", checked_out)
+        event.remove(pool, "checkin", checked_in)
+        for driver in logged:
+            driver.remove_query_logger(log)

@@ -42,7 +42,7 @@ async def run(ctx: BenchContext) -> WorkloadResult:
 
                 async def bughive(session_id: uuid.UUID = session_id) -> Metrics:
                     async def step(_: int) -> None:
-                        async with database.session(single_statement=True) as s:
+                        async with database.session() as s:
                             got = await PageRepository(s).claim_pages_to_crawl(
                                 session_id, limit=sizes.claim_limit
                             )

@@ -87,7 +87,7 @@ async def run(ctx: BenchContext) -> WorkloadResult:
         def bughive_claim(session_id: uuid.UUID) -> Callable[[int], Claim]:
             def make(_: int) -> Claim:
                 async def claim() -> list[uuid.UUID]:
-                    async with database.session(single_statement=True) as s:  # as the tool
+                    async with database.session() as s:  # as the tool
                         got = await PageRepository(s).claim_pages_to_crawl(
                             session_id, limit=sizes.claim_limit
                         )

@@ -53,7 +53,7 @@ async def run(ctx: BenchContext) -> WorkloadResult:
                     session_id: uuid.UUID = session_id, bugs: int = bugs
                 ) -> Metrics:
                     async def step(_: int) -> None:
-                        async with database.session(single_statement=True) as s:  # as the tool
+                        async with database.session() as s:  # as the tool
                             stats = await BugRepository(s).get_bug_statistics(session_id)
                         if stats.total != bugs:
                             raise BenchError(f"bug statistics counted {stats.total} bugs")
@@ -72,7 +72,7 @@ async def run(ctx: BenchContext) -> WorkloadResult:
 
                 async def bughive_session(session_id: uuid.UUID = session_id) -> Metrics:
                     async def step(_: int) -> None:
-                        async with database.session(single_statement=True) as s:  # as the tool
+                        async with database.session() as s:  # as the tool
                             stats = await CrawlSessionRepository(s).get_session_statistics(
                                 session_id
                             )

@@ -51,7 +51,7 @@ async def create_bug(
     on the same kind of page (or the same dedup_key) returns the known bug with created=false
     and one more occurrence; repeating a call adds nothing. Give concrete steps and evidence.
     Next: mark_validated or dismiss_bug."""
-    async with unit_of_work(ctx, driver_only=True) as s:  # PAGE_OF_BUG, FILE_BUG, ...
+    async with unit_of_work(ctx) as s:
         return await BugRepository(s).create_bug(
             session_id,
             page_id,
@@ -73,7 +73,7 @@ async def create_bug(
 @tool("Get bug", toolset="bugs", read_only=True)
 async def get_bug(bug_id: BugId, ctx: AppContext) -> BugPublic:
     """Read one bug with its steps, evidence, status and Linear link."""
-    async with unit_of_work(ctx, single_statement=True) as s:
+    async with unit_of_work(ctx) as s:
         return await BugRepository(s).get(bug_id)
 
 
@@ -123,7 +123,7 @@ async def get_high_confidence_bugs(
 ) -> BugList:
     """Bugs at or above min_confidence that are not dismissed, most confident first: the
     best candidates to validate and report. Paginated (skip=next_skip)."""
-    async with unit_of_work(ctx, single_statement=True) as s:
+    async with unit_of_work(ctx) as s:
         return await BugRepository(s).get_high_confidence_bugs(
             session_id, min_confidence, skip=skip, limit=limit
         )
@@ -134,7 +134,7 @@ async def get_critical_bugs(
     session_id: SessionId, ctx: AppContext, limit: Limit = 20, skip: Skip = 0
 ) -> BugList:
     """Critical bugs of a session that are not dismissed. Paginated (skip=next_skip)."""
-    async with unit_of_work(ctx, single_statement=True) as s:
+    async with unit_of_work(ctx) as s:
         return await BugRepository(s).get_critical_bugs(session_id, skip=skip, limit=limit)
 
 
@@ -142,7 +142,7 @@ async def get_critical_bugs(
 async def get_bug_statistics(session_id: SessionId, ctx: AppContext) -> BugStatistics:
     """Counts of a session's bugs by priority, category and status, and the average
     confidence."""
-    async with unit_of_work(ctx, single_statement=True) as s:  # BUG_STATISTICS
+    async with unit_of_work(ctx) as s:
         return await BugRepository(s).get_bug_statistics(session_id)
 
 
@@ -158,7 +158,7 @@ async def get_session_bugs(
 ) -> BugList:
     """A session's bugs, optionally filtered, most urgent first. Paginated: when has_more,
     call again with skip=next_skip."""
-    async with unit_of_work(ctx, single_statement=True) as s:
+    async with unit_of_work(ctx) as s:
         return await BugRepository(s).get_session_bugs(
             session_id, status, priority, category, skip=skip, limit=limit
         )

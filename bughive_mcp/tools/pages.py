@@ -112,7 +112,7 @@ async def bulk_create_pages(
 @tool("Get page", toolset="frontier", read_only=True)
 async def get_page(page_id: PageId, ctx: AppContext) -> PagePublic:
     """Read one page: URL, status, depth, analysis and HTTP facts."""
-    async with unit_of_work(ctx, single_statement=True) as s:
+    async with unit_of_work(ctx) as s:
         return await PageRepository(s).get(page_id)
 
 
@@ -123,7 +123,7 @@ async def get_pages_to_crawl(
     """Read-only look at the frontier: discovered pages, shallowest first, with the total
     still waiting (paginated: skip=next_skip). Reserves nothing: to get work, call
     claim_pages_to_crawl."""
-    async with unit_of_work(ctx, single_statement=True) as s:  # frontier_page_statement
+    async with unit_of_work(ctx) as s:
         return await PageRepository(s).get_pages_to_crawl(session_id, limit, skip)
 
 
@@ -139,7 +139,7 @@ async def claim_pages_to_crawl(
     before its lease ends, it is handed out again (after max attempts it becomes error).
     Finish each page with mark_analyzed / mark_page_error passing its claim_token; call
     extend_claim for slow pages. Empty items and remaining=0 means the crawl is done."""
-    async with unit_of_work(ctx, single_statement=True) as s:  # claim_statement
+    async with unit_of_work(ctx) as s:
         return await PageRepository(s).claim_pages_to_crawl(
             session_id, limit, lease_seconds, server_settings(ctx).max_attempts
         )
@@ -182,7 +182,7 @@ async def mark_analyzed(
     """Store the analysis of a crawled page (crawling → analyzed) and raise pages_crawled.
     Pass the claim_token of your claim: if your lease was lost, nothing is written and you
     get a "lease lost" error. File bugs found on the page with create_bug."""
-    async with unit_of_work(ctx, driver_only=True) as s:  # FINISH_PAGE
+    async with unit_of_work(ctx) as s:
         return await PageRepository(s).mark_analyzed(
             page_id,
             claim_token=claim_token,
@@ -213,7 +213,7 @@ async def mark_page_error(
 async def get_page_analytics(page_id: PageId, ctx: AppContext) -> PageAnalytics:
     """One page in context: its bugs by priority and category, how many pages it links to,
     and its timing."""
-    async with unit_of_work(ctx, single_statement=True) as s:
+    async with unit_of_work(ctx) as s:
         return await PageRepository(s).get_page_analytics(page_id)
 
 
@@ -225,5 +225,5 @@ async def get_navigation_graph(
 ) -> NavigationGraph:
     """The site map found so far: pages as nodes (shallowest first) and parent → child links
     as edges. truncated=true when the session has more than max_nodes pages."""
-    async with unit_of_work(ctx, single_statement=True) as s:
+    async with unit_of_work(ctx) as s:
         return await PageRepository(s).get_navigation_graph(session_id, max_nodes)

@@ -38,7 +38,7 @@ async def export_session_report(
     async def progress(done: float, total: float, message: str) -> None:
         await ctx.report_progress(done, total, message)
 
-    async with unit_of_work(ctx, driver_only=True) as s:
+    async with unit_of_work(ctx) as s:
         report = await build_report(s, session_id, progress)
     if format == "json":
         return ExportedReport(format=format, report=report)

@@ -69,7 +69,7 @@ async def complete_session(
 async def get_session(session_id: SessionId, ctx: AppContext) -> CrawlSessionPublic:
     """Read one session: status, counters (pages_discovered, pages_crawled, bugs_found),
     cost and configuration (secrets masked)."""
-    async with unit_of_work(ctx, single_statement=True) as s:
+    async with unit_of_work(ctx) as s:
         return await CrawlSessionRepository(s).get(session_id)
 
 
@@ -82,7 +82,7 @@ async def list_sessions(
 ) -> CrawlSessionList:
     """List sessions, newest first, optionally only those in one status. Paginated: when
     has_more is true, call again with skip=next_skip."""
-    async with unit_of_work(ctx, single_statement=True) as s:
+    async with unit_of_work(ctx) as s:
         return await CrawlSessionRepository(s).list(status, skip=skip, limit=limit)
 
 
@@ -102,5 +102,5 @@ async def add_cost(
 async def get_session_statistics(session_id: SessionId, ctx: AppContext) -> SessionStatistics:
     """Progress of a crawl: pages by status, share finished, bugs by priority, cost and
     duration. Use it to decide whether to keep crawling or complete the session."""
-    async with unit_of_work(ctx, single_statement=True) as s:  # SESSION_STATISTICS
+    async with unit_of_work(ctx) as s:
         return await CrawlSessionRepository(s).get_session_statistics(session_id)

@@ -1,30 +1,34 @@
 """Crawl sessions: creation, life cycle (pending → running → completed | failed), counters and
 cost, and the statistics an agent reads to decide what to do next."""
 
+import json
 import uuid
 from collections.abc import Mapping
 from decimal import Decimal
-from typing import Any
+from typing import Any, NoReturn
 
 from pydantic import ValidationError
-from sqlalchemy import Numeric, func, literal_column, select, update
-from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.engine import CursorResult
+from sqlalchemy import Numeric
 
-from db.driver import driver_connection, fetch_aggregate
-from db.enums import BugPriority, PageStatus, SessionStatus
-from db.errors import Conflict, CounterLimit, InvalidArgument, NotFound
-from db.models import TENANT_DEFAULT, CrawlSession, Page
-from db.repositories.base import Repository, count_filters_sql, counts_from_row
+from db.enums import PageStatus, SessionStatus
+from db.errors import Conflict, CounterLimit, InvalidArgument, InvalidTransition, NotFound
+from db.models import TENANT_DEFAULT, CrawlSession
+from db.repositories.base import (
+    RETURNING_XID,
+    sql_list,
+    transition_statement,
+)
+from db.repositories.leases import LEASE_ENDED
+from db.repositories.session_reads import OPEN_SESSION_STATUSES, SessionReads
 from db.schemas import (
     CrawlConfig,
-    CrawlSessionList,
     CrawlSessionPublic,
     SessionCompleted,
-    SessionStatistics,
 )
 from db.scope import CrawlScope
-from db.secrets import cipher_of, seal, unseal
+from db.secrets import cipher_of, seal
+from db.statements import Statement
+from db.unit_of_work import writes
 from db.urls import InvalidUrl
 
 MAX_COST_PER_CALL = Decimal("10000")
@@ -40,7 +44,124 @@ MAX_TOTAL_COST = (
 )
 
 
-class CrawlSessionRepository(Repository):
+def raise_counter_sql(column: str, amount: str, where: str) -> str:
+    """The one spelling of a session counter's increment, ``SET column = column + amount`` in
+    SQL (concurrent increments never get lost), for the statements of their own below and the
+    counting parts of the crawl loop's statements (finishing a page, filing a bug). Always the
+    last lock a write takes (see db.repositories)."""
+    return (
+        f"UPDATE crawl_sessions SET {column} = {column} + {amount}, updated_at = now() "
+        f"WHERE {where}"
+    )
+
+
+def _counter(column: str, where: str = "") -> Statement:
+    return Statement(
+        f"crawl_sessions raise {column}",
+        raise_counter_sql(column, ":amount", f"id = :session_id{where}")
+        + f" RETURNING *, {RETURNING_XID}",
+        writes=True,
+        returns=CrawlSessionPublic,
+    )
+
+
+# Discovery counts its new pages only in an open session: a session completed meanwhile
+# refuses them (the whole discovery rolls back).
+COUNT_DISCOVERED = _counter(
+    "pages_discovered", f" AND status IN ({sql_list(OPEN_SESSION_STATUSES)})"
+)
+_COUNTERS = {
+    "pages_discovered": COUNT_DISCOVERED,
+    "pages_crawled": _counter("pages_crawled"),
+    "bugs_found": _counter("bugs_found"),
+}
+ADD_COST = _counter("total_cost", " AND total_cost + :amount <= :at_most")
+_COUNTER_NOW = {
+    column: Statement(
+        f"crawl_sessions read {column}",
+        f"SELECT {column}, status FROM crawl_sessions WHERE id = :session_id",
+        writes=False,
+    )
+    for column in (*_COUNTERS, "total_cost")
+}
+
+_INSERT_SESSION = """
+INSERT INTO crawl_sessions (base_url, config{key_column})
+VALUES (:base_url, :config{key_value})
+{on_conflict}
+RETURNING *
+"""
+CREATE_SESSION = Statement(
+    "crawl_sessions create",
+    _INSERT_SESSION.format(key_column="", key_value="", on_conflict=""),
+    writes=True,
+    returns=CrawlSessionPublic,
+)
+# With an idempotency key: the unique (tenant, idempotency_key) index decides who creates.
+CREATE_SESSION_ONCE = Statement(
+    "crawl_sessions create once",
+    _INSERT_SESSION.format(
+        key_column=", idempotency_key",
+        key_value=", :idempotency_key",
+        on_conflict="ON CONFLICT (tenant, idempotency_key) DO NOTHING",
+    ),
+    writes=True,
+    returns=CrawlSessionPublic,
+)
+SESSION_OF_KEY = Statement(
+    "crawl_sessions of key",
+    f"SELECT * FROM crawl_sessions WHERE tenant = {TENANT_DEFAULT} "
+    "AND idempotency_key = :idempotency_key",
+    writes=False,
+    returns=CrawlSessionPublic,
+)
+START_SESSION = transition_statement(
+    "crawl_sessions start",
+    "crawl_sessions",
+    [SessionStatus.PENDING],
+    f"status = '{SessionStatus.RUNNING.value}', started_at = now()",
+    returns=CrawlSessionPublic,
+)
+COMPLETE_SESSION = transition_statement(
+    "crawl_sessions complete",
+    "crawl_sessions",
+    [SessionStatus.RUNNING],
+    f"status = '{SessionStatus.COMPLETED.value}', completed_at = now(), error_message = NULL",
+    returns=CrawlSessionPublic,
+)
+FAIL_SESSION = transition_statement(
+    "crawl_sessions fail",
+    "crawl_sessions",
+    [SessionStatus.PENDING, SessionStatus.RUNNING],
+    f"status = '{SessionStatus.FAILED.value}', completed_at = now(), "
+    "error_message = :error_message",
+    returns=CrawlSessionPublic,
+)
+# What a completion would leave unfinished: pages leased now, and never crawled.
+UNFINISHED_PAGES = Statement(
+    "pages unfinished",
+    f"""
+SELECT count(*) FILTER (WHERE status = '{PageStatus.CRAWLING.value}'
+        AND lease_expires_at > now()) AS leased,
+    count(*) FILTER (WHERE status = '{PageStatus.DISCOVERED.value}') AS discovered
+FROM pages WHERE session_id = :session_id AND status IN ({sql_list(_UNFINISHED)})
+""",
+    writes=False,
+)
+STOP_CRAWLING = Statement(
+    "pages stop crawling",
+    f"""
+UPDATE pages SET status = '{PageStatus.ERROR.value}',
+    error_message = 'the crawl session ended while the page was being crawled',
+    crawled_at = now(), {LEASE_ENDED}, updated_at = now()
+WHERE session_id = :session_id AND status = '{PageStatus.CRAWLING.value}'
+""",
+    writes=True,
+)
+
+
+class CrawlSessionRepository(SessionReads):
+    @writes
     async def create_session(
         self,
         base_url: str,
@@ -65,93 +186,44 @@ class CrawlSessionRepository(Repository):
             base_url = CrawlScope(base_url, crawl_config).normalize(base_url)
         except InvalidUrl as exc:
             raise InvalidArgument("base_url", str(exc)) from None
+        stored = json.dumps(self._stored_config(crawl_config))
         if idempotency_key is not None:
-            return await self._create_once(base_url, crawl_config, idempotency_key)
-        row = CrawlSession(base_url=base_url, config=self._stored_config(crawl_config))
-        self.session.add(row)
-        await self.session.flush()
-        await self.session.refresh(row)
-        return CrawlSessionPublic.model_validate(row)
+            return await self._create_once(base_url, stored, idempotency_key)
+        row = await CREATE_SESSION.fetchrow(self.session, base_url=base_url, config=stored)
+        return CrawlSessionPublic.model_validate(dict(row or {}))
 
     async def _create_once(
-        self, base_url: str, crawl_config: CrawlConfig, idempotency_key: str
+        self, base_url: str, stored_config: str, idempotency_key: str
     ) -> CrawlSessionPublic:
-        created = await self.session.scalar(
-            insert(CrawlSession)
-            .values(
-                base_url=base_url,
-                config=self._stored_config(crawl_config),
-                idempotency_key=idempotency_key,
-            )
-            .on_conflict_do_nothing(index_elements=["tenant", "idempotency_key"])
-            .returning(CrawlSession.id)
+        created = await CREATE_SESSION_ONCE.fetchrow(
+            self.session, base_url=base_url, config=stored_config, idempotency_key=idempotency_key
         )
         if created is not None:
-            return await self.get(created)
-        row = await self.session.scalar(
-            select(CrawlSession)
-            .where(
-                CrawlSession.tenant == literal_column(TENANT_DEFAULT),
-                CrawlSession.idempotency_key == idempotency_key,
-            )
-            .execution_options(populate_existing=True)
-        )
+            return CrawlSessionPublic.model_validate(dict(created))
+        row = await SESSION_OF_KEY.fetchrow(self.session, idempotency_key=idempotency_key)
         # The key is the caller's text: named, never echoed (it may be huge, or a secret).
         if row is None:  # the row that conflicted is gone again (deleted meanwhile)
             raise Conflict("the idempotency_key is in use by a session being deleted; retry")
-        if row.base_url != base_url:
+        if row["base_url"] != base_url:
             raise Conflict(
-                f"the idempotency_key was already used to create crawl session {row.id} for "
+                f"the idempotency_key was already used to create crawl session {row['id']} for "
                 "another base_url; use a new key for another site"
             )
-        return CrawlSessionPublic.model_validate(row)
+        return CrawlSessionPublic.model_validate(dict(row))
 
     def _stored_config(self, config: CrawlConfig) -> dict[str, Any]:
         """The config as stored: the credentials password encrypted (refused without a key)."""
         return seal(config.to_storage(), cipher_of(self.session))
 
-    async def _get_row(self, session_id: uuid.UUID) -> CrawlSession:
-        row = await self.session.get(CrawlSession, session_id, populate_existing=True)
-        if row is None:
-            raise NotFound("crawl session", session_id)
-        return row
-
-    async def get(self, session_id: uuid.UUID) -> CrawlSessionPublic:
-        return await self._fetch_one(CrawlSessionPublic, "crawl_sessions", session_id)
-
-    async def get_config(self, session_id: uuid.UUID) -> CrawlConfig:
-        """The session's crawl configuration *with* secrets: a deliberate call for the crawler
-        itself, never used to build tool output."""
-        stored = (await self._get_row(session_id)).config
-        return CrawlConfig.model_validate(unseal(stored, cipher_of(self.session)))
-
-    async def list(
-        self, status: SessionStatus | None = None, skip: int = 0, limit: int = 20
-    ) -> CrawlSessionList:
-        """Sessions, newest first, optionally of one status; bounded by ``limit`` ≤ 100."""
-        filtered = status is not None
-        items, page = await self._list(
-            CrawlSessionPublic,
-            "crawl_sessions",
-            conditions=("status = $1",) if filtered else (),
-            arguments=(_session_status(status).value,) if filtered else (),
-            order_by="created_at DESC, id DESC",
-            skip=skip,
-            limit=limit,
-        )
-        return CrawlSessionList(items=items, **page.model_dump())
-
+    @writes
     async def start_session(self, session_id: uuid.UUID) -> CrawlSessionPublic:
         """pending → running; sets ``started_at``."""
         row = await self._transition(
-            CrawlSession,
-            session_id,
-            action="start",
-            allowed_from=[SessionStatus.PENDING],
-            values={"status": SessionStatus.RUNNING, "started_at": func.now()},
+            START_SESSION, session_id, action="start", allowed_from=[SessionStatus.PENDING]
         )
-        return CrawlSessionPublic.model_validate(row)
+        return CrawlSessionPublic.model_validate(dict(row))
 
+    @writes
     async def complete_session(
         self,
         session_id: uuid.UUID,
@@ -165,159 +237,100 @@ class CrawlSessionRepository(Repository):
         session, unless ``force``. On completion every page still in ``crawling`` becomes
         ``error`` (its lease can no longer be honoured), so no page is left in flight. The
         answer says how many pages were left unfinished: still discovered, and stopped."""
-        crawling = Page.status == PageStatus.CRAWLING
-        leased, discovered = (
-            await self.session.execute(
-                select(
-                    func.count().filter(crawling, Page.lease_expires_at > func.now()),
-                    func.count().filter(Page.status == PageStatus.DISCOVERED),
-                ).where(Page.session_id == session_id, Page.status.in_(_UNFINISHED))
-            )
-        ).one()
+        unfinished = await UNFINISHED_PAGES.fetchrow(self.session, session_id=session_id)
+        assert unfinished is not None  # an aggregate: always one row
+        leased, discovered = int(unfinished["leased"]), int(unfinished["discovered"])
         if leased and not force:
             raise Conflict(
                 f"cannot complete crawl session {session_id}: {leased} page(s) are still leased "
                 "to workers; wait for them to finish, or pass force=true to stop them"
             )
-        # Pages first, then the session row: the order in which every other write of a
-        # session's rows takes its locks (mark_analyzed, create_bug and discovery change pages,
-        # then the session's counters), so two of them can never deadlock. A refused status
-        # change below rolls this back with the rest.
-        stopped = await self.session.execute(
-            update(Page)
-            .where(Page.session_id == session_id, crawling)
-            .values(
-                status=PageStatus.ERROR,
-                error_message="the crawl session ended while the page was being crawled",
-                crawled_at=func.now(),
-                claim_token=None,
-                lease_expires_at=None,
-            )
-            .execution_options(synchronize_session=False)
-        )
+        # Pages first, then the session row: the lock order of every write (db.repositories).
+        # A refused status change below rolls this back with the rest.
+        stopped = await STOP_CRAWLING.execute(self.session, session_id=session_id)
         if success:
-            target, allowed = SessionStatus.COMPLETED, [SessionStatus.RUNNING]
+            row = await self._transition(
+                COMPLETE_SESSION,
+                session_id,
+                action="complete",
+                allowed_from=[SessionStatus.RUNNING],
+            )
         else:
-            target, allowed = SessionStatus.FAILED, [SessionStatus.PENDING, SessionStatus.RUNNING]
-        row = await self._transition(
-            CrawlSession,
-            session_id,
-            action="complete" if success else "fail",
-            allowed_from=allowed,
-            values={
-                "status": target,
-                "completed_at": func.now(),
-                "error_message": None if success else error_message,
-            },
+            row = await self._transition(
+                FAIL_SESSION,
+                session_id,
+                action="fail",
+                allowed_from=[SessionStatus.PENDING, SessionStatus.RUNNING],
+                error_message=error_message,
+            )
+        public = CrawlSessionPublic.model_validate(dict(row))
+        return SessionCompleted(
+            **dict(public),
+            unfinished_pages={PageStatus.DISCOVERED: discovered, PageStatus.CRAWLING: stopped},
         )
-        assert isinstance(stopped, CursorResult)  # an UPDATE's result: it has a rowcount
-        unfinished = {PageStatus.DISCOVERED: discovered, PageStatus.CRAWLING: stopped.rowcount}
-        public = CrawlSessionPublic.model_validate(row)
-        return SessionCompleted(**dict(public), unfinished_pages=unfinished)
 
-    async def _increment(
+    @writes
+    async def raise_counter(
         self,
         session_id: uuid.UUID,
         column: str,
         amount: int | Decimal,
-        at_most: Decimal | None = None,
-    ) -> CrawlSession:
-        """``SET column = column + amount`` in SQL, so concurrent increments never get lost;
-        returns the session as it is now (and its transaction's id, see _update_returning).
-
-        With ``at_most``, the same statement changes nothing when the sum would pass it
-        (:class:`CounterLimit`, after one read to say so): the check and the increment cannot
-        be separated by a concurrent one."""
-        col = CrawlSession.__table__.c[column]
-        stmt = update(CrawlSession).where(CrawlSession.id == session_id)
-        if at_most is not None:
-            stmt = stmt.where(col + amount <= at_most)
-        row = await self._update_returning(CrawlSession, stmt.values({column: col + amount}))
+    ) -> CrawlSessionPublic:
+        """Raise one of the session's counters by ``amount`` (:data:`COUNT_DISCOVERED` and its
+        siblings); returns the session as it is now. ``pages_discovered`` counts only in an
+        open session (InvalidTransition otherwise)."""
+        statement = _COUNTERS[column]
+        row = await statement.fetchrow(self.session, session_id=session_id, amount=amount)
         if row is None:
-            current = await self.session.scalar(select(col).where(CrawlSession.id == session_id))
-            if current is None:
-                raise NotFound("crawl session", session_id)
-            assert at_most is not None  # without a limit, only a missing row matches nothing
-            raise CounterLimit("crawl session", session_id, column, current, amount, at_most)
-        return row
+            await self._refuse_count(session_id, column, amount, None)
+        self.session.remember_transaction_id(row["xid"])
+        return CrawlSessionPublic.model_validate(dict(row))
 
+    async def _refuse_count(
+        self, session_id: uuid.UUID, column: str, amount: int | Decimal, at_most: Decimal | None
+    ) -> NoReturn:
+        """Why a counter's statement changed nothing (one read)."""
+        now = await _COUNTER_NOW[column].fetchrow(self.session, session_id=session_id)
+        if now is None:
+            raise NotFound("crawl session", session_id, field="session_id")
+        if at_most is not None:
+            raise CounterLimit("crawl session", session_id, column, now[column], amount, at_most)
+        raise InvalidTransition(
+            "crawl session", session_id, "add pages to", now["status"], OPEN_SESSION_STATUSES
+        )
+
+    @writes
     async def increment_pages_discovered(self, session_id: uuid.UUID, count: int = 1) -> None:
-        await self._increment(session_id, "pages_discovered", _non_negative("count", count))
+        await self.raise_counter(session_id, "pages_discovered", _non_negative("count", count))
 
+    @writes
     async def increment_pages_crawled(self, session_id: uuid.UUID, count: int = 1) -> None:
-        await self._increment(session_id, "pages_crawled", _non_negative("count", count))
+        await self.raise_counter(session_id, "pages_crawled", _non_negative("count", count))
 
+    @writes
     async def increment_bugs_found(self, session_id: uuid.UUID, count: int = 1) -> None:
-        await self._increment(session_id, "bugs_found", _non_negative("count", count))
+        await self.raise_counter(session_id, "bugs_found", _non_negative("count", count))
 
+    @writes
     async def add_cost(self, session_id: uuid.UUID, cost: float | Decimal) -> CrawlSessionPublic:
         """Add AI spend (USD) to the session's ``total_cost``; returns the updated session.
 
         Refused (:class:`CounterLimit`, nothing changed) when the total would pass
-        ``MAX_TOTAL_COST``, the most its column holds."""
+        ``MAX_TOTAL_COST``, the most its column holds: the check and the increment are one
+        statement, so a concurrent one cannot slip between them."""
         amount = Decimal(str(cost))
         if not amount.is_finite() or amount < 0 or amount > MAX_COST_PER_CALL:
             raise InvalidArgument(
                 "cost", f"must be between 0 and {MAX_COST_PER_CALL} USD, got {cost}"
             )
-        row = await self._increment(
-            session_id, "total_cost", amount.quantize(COST_STEP), at_most=MAX_TOTAL_COST
+        amount = amount.quantize(COST_STEP)
+        row = await ADD_COST.fetchrow(
+            self.session, session_id=session_id, amount=amount, at_most=MAX_TOTAL_COST
         )
-        return CrawlSessionPublic.model_validate(row)
-
-    async def get_session_statistics(self, session_id: uuid.UUID) -> SessionStatistics:
-        """Pages by status, bugs by priority, progress, cost and duration.
-
-        One statement (:data:`SESSION_STATISTICS`, on the driver path), which the tool runs in
-        autocommit: one round trip, where the ORM's unit of work took three."""
-        conn = await driver_connection(self.session)
-        row = await fetch_aggregate(conn, SESSION_STATISTICS, session_id)
         if row is None:
-            raise NotFound("crawl session", session_id)
-        session = CrawlSessionPublic.model_validate(dict(row))  # the crawl_sessions columns
-        by_status = counts_from_row(row, "status", PageStatus)
-        by_priority = counts_from_row(row, "priority", BugPriority)
-        pages_total = sum(by_status.values())
-        finished = by_status[PageStatus.ANALYZED] + by_status[PageStatus.ERROR]
-        return SessionStatistics(
-            session=session,
-            pages_total=pages_total,
-            pages_by_status=by_status,
-            crawl_progress=round(finished / pages_total, 4) if pages_total else 0.0,
-            pages_leased=int(row["pages_leased"]),
-            bugs_total=sum(by_priority.values()),
-            bugs_by_priority=by_priority,
-            total_cost=session.total_cost,
-            duration_seconds=None if row["duration"] is None else float(row["duration"]),
-        )
-
-
-# get_session_statistics in one statement, $1: session_id: the session's row, then one pass
-# over its pages and one over its bugs (each an aggregate without GROUP BY: always one row).
-# The passes filter on ``session_id = $1`` themselves, so each is planned for that session.
-SESSION_STATISTICS = f"""
-SELECT crawl.*, page_counts.*, bug_counts.*,
-    extract(epoch FROM coalesce(crawl.completed_at, now()) - crawl.started_at) AS duration
-FROM crawl_sessions AS crawl
-CROSS JOIN LATERAL (
-    SELECT {count_filters_sql("status", PageStatus)},
-        count(*) FILTER (WHERE status = 'crawling' AND lease_expires_at > now()) AS pages_leased
-    FROM pages WHERE session_id = $1
-) AS page_counts
-CROSS JOIN LATERAL (
-    SELECT {count_filters_sql("priority", BugPriority)}
-    FROM bugs WHERE session_id = $1
-) AS bug_counts
-WHERE crawl.id = $1
-"""
-
-
-def _session_status(value: object) -> SessionStatus:
-    try:
-        return SessionStatus(str(value))
-    except ValueError:
-        allowed = ", ".join(m.value for m in SessionStatus)
-        raise InvalidArgument("status", f"{value!r} is not one of: {allowed}") from None
+            await self._refuse_count(session_id, "total_cost", amount, MAX_TOTAL_COST)
+        self.session.remember_transaction_id(row["xid"])
+        return CrawlSessionPublic.model_validate(dict(row))
 
 
 def _non_negative(field: str, value: int) -> int:

@@ -25,12 +25,12 @@ import pytest
 from mcp import Client
 from sqlalchemy import text
 from sqlalchemy.engine import URL
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.database import Database
 from db.embedded import start_embedded_server, stop_embedded_server
 from db.errors import CommitOutcomeUnknown
 from db.repositories import CrawlSessionRepository
+from db.unit_of_work import UnitOfWork
 from tests.bughive_mcp.faults import (
     MAX_FAILURE_SECONDS,
     RETRYABLE,
@@ -176,25 +176,19 @@ async def test_outage_calls_fail_fast_and_the_next_calls_succeed_once_it_is_back
     figures.print()
 
 
-class StoppedDuringCommit(AsyncSession):
-    """PostgreSQL goes down after the transaction id was read, just before COMMIT is sent."""
-
-    postgres: RestartablePostgres
-
-    async def commit(self) -> None:
-        if self.in_transaction() and self.postgres.running:
-            await anyio.to_thread.run_sync(self.postgres.stop)
-        await super().commit()
-
-
 async def test_a_commit_cut_off_by_the_database_going_down_says_it_may_have_happened(
-    restartable: RestartablePostgres, restartable_url: URL
+    restartable: RestartablePostgres, restartable_url: URL, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     database = Database(make_config(connect_timeout=2), url=restartable_url)
-    StoppedDuringCommit.postgres = restartable
-    database.session_factory = async_sessionmaker(
-        database.engine, class_=StoppedDuringCommit, expire_on_commit=False
-    )
+    real_commit = UnitOfWork.commit
+
+    async def stopped_during_commit(uow: UnitOfWork) -> None:
+        """PostgreSQL goes down after the transaction id was read, just before COMMIT."""
+        if uow.in_transaction and restartable.running:
+            await anyio.to_thread.run_sync(restartable.stop)
+        await real_commit(uow)
+
+    monkeypatch.setattr(UnitOfWork, "commit", stopped_during_commit)
     try:
         with anyio.fail_after(30), pytest.raises(CommitOutcomeUnknown) as excinfo:
             async with database.session() as s:

@@ -28,7 +28,6 @@ from mcp import Client
 from mcp.types import TextResourceContents
 from sqlalchemy import text
 from sqlalchemy.engine import URL
-from sqlalchemy.exc import DBAPIError
 
 from bughive_mcp.server import BugHiveServer, build_server
 from bughive_mcp.settings import ServerSettings
@@ -285,7 +284,7 @@ async def test_the_read_database_is_read_only_even_when_pointed_at_the_primary(
     read_db = read_replica(make_config(database_url=url, database_read_url=url))
     assert read_db is not None
     try:
-        with pytest.raises(DBAPIError, match="read-only transaction"):
+        with pytest.raises(asyncpg.PostgresError, match="read-only transaction"):
             async with read_db.session() as s:
                 await s.execute(text("DELETE FROM crawl_sessions"))
     finally:

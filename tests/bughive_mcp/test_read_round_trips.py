@@ -88,11 +88,12 @@ def first_id(answer: dict[str, Any]) -> Any:
     return answer.get("page", answer)["id"]
 
 
-async def test_the_session_report_is_three_statements_in_one_transaction(
+async def test_the_session_report_is_three_statements_and_no_transaction(
     server: BugHiveServer, db: Database, sent: list[str]
 ) -> None:
     """export_session_report reads statistics, bug statistics and the bug table: three
-    statements between BEGIN and COMMIT (seven round trips through the ORM)."""
+    statements, each in autocommit (seven round trips through the ORM; five in a transaction,
+    which under READ COMMITTED gave them no common snapshot anyway)."""
     session = await make_session(db)
     page = await make_page(db, session.id)
     await make_bug(db, session.id, page.id, priority="critical")
@@ -106,13 +107,7 @@ async def test_the_session_report_is_three_statements_in_one_transaction(
         )
         await asyncio.sleep(0)
 
-    assert [q.split()[0].upper() for q in sent] == [
-        "BEGIN;",
-        "SELECT",
-        "SELECT",
-        "SELECT",
-        "COMMIT;",
-    ]
+    assert [q.split()[0].upper() for q in sent] == ["SELECT", "SELECT", "SELECT"]
     assert [bug["page_url"] for bug in report["report"]["bugs"]] == [page.url]
 
 

@@ -13,13 +13,13 @@ import asyncpg
 import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import URL
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.database import Database
 from db.enums import PageStatus
 from db.errors import InvalidTransition
 from db.repositories import BugRepository, CrawlSessionRepository, PageRepository
 from db.schemas import NewPage
+from db.unit_of_work import UnitOfWork
 from tests.conftest import make_config
 from tests.db.states import bug_title
 from tests.factories import make_page, make_session
@@ -53,7 +53,7 @@ async def wide_db(database_url: URL, empty_tables: None) -> AsyncIterator[Databa
         await database.close()
 
 
-async def race(db: Database, work: Callable[[AsyncSession, int], Awaitable[None]]) -> None:
+async def race(db: Database, work: Callable[[UnitOfWork, int], Awaitable[None]]) -> None:
     """Run ``work(session, i)`` for i in 0..WORKERS-1, each in its own ``db.session()``, all
     transactions open at the same time before any of them does its work."""
     barrier = Barrier(WORKERS)
@@ -76,7 +76,7 @@ async def test_concurrent_counter_increments_add_up_exactly(
 ) -> None:
     session = await make_session(wide_db)
 
-    async def work(s: AsyncSession, i: int) -> None:
+    async def work(s: UnitOfWork, i: int) -> None:
         repo = CrawlSessionRepository(s)
         await repo.increment_pages_discovered(session.id, count=i + 1)
         await repo.increment_pages_crawled(session.id)
@@ -97,7 +97,7 @@ async def test_concurrent_add_cost_adds_up_to_the_cent(
 ) -> None:
     session = await make_session(wide_db)
 
-    async def work(s: AsyncSession, i: int) -> None:
+    async def work(s: UnitOfWork, i: int) -> None:
         await CrawlSessionRepository(s).add_cost(session.id, Decimal("0.0125"))
 
     await race(wide_db, work)
@@ -112,7 +112,7 @@ async def test_concurrent_bugs_on_one_session_are_all_counted(
     session = await make_session(wide_db)
     page = await make_page(wide_db, session.id)
 
-    async def work(s: AsyncSession, i: int) -> None:
+    async def work(s: UnitOfWork, i: int) -> None:
         await BugRepository(s).create_bug(
             session.id, page.id, "ui_ux", "low", bug_title(i), "found concurrently"
         )
@@ -132,7 +132,7 @@ async def test_concurrent_discovery_of_overlapping_urls_stores_and_counts_each_o
     shared = [f"https://shop.example/shared-{i}" for i in range(10)]
     created_counts: list[int] = []
 
-    async def work(s: AsyncSession, i: int) -> None:
+    async def work(s: UnitOfWork, i: int) -> None:
         own = f"https://shop.example/own-{uuid.uuid4().hex}"
         result = await PageRepository(s).bulk_create(
             [NewPage(url=u, depth=1) for u in [*shared, own]], session_id=session.id
@@ -159,7 +159,7 @@ async def test_concurrent_mark_crawling_of_one_page_has_exactly_one_winner(
     winners: list[int] = []
     losers: list[InvalidTransition] = []
 
-    async def work(s: AsyncSession, i: int) -> None:
+    async def work(s: UnitOfWork, i: int) -> None:
         try:
             await PageRepository(s).mark_crawling(page.id)
         except InvalidTransition as err:

@@ -222,10 +222,11 @@ async def test_claim_statement_is_served_by_the_indexes_even_with_stale_statisti
     for _ in range(15):
         await claim(db, session_id, limit=100)
     await raw.execute(f"SET plan_cache_mode = {plan_cache_mode}")
-    await raw.execute("PREPARE claim_10 AS " + claim_statement(10))
-    rows = await raw.fetch(
-        f"EXPLAIN (ANALYZE, FORMAT TEXT) EXECUTE claim_10('{session_id}', 300, 3)"
-    )
+    statement = claim_statement(10)
+    await raw.execute("PREPARE claim_10 AS " + statement.sql)
+    given = {"session_id": f"'{session_id}'", "lease_seconds": "300", "max_attempts": "3"}
+    arguments = ", ".join(given[name] for name in statement.parameter_names)
+    rows = await raw.fetch(f"EXPLAIN (ANALYZE, FORMAT TEXT) EXECUTE claim_10({arguments})")
     plan = "\n".join(r[0] for r in rows)
     sections = plan_sections(plan)
     assert "Index Scan using ix_pages_leases" in sections["expired"], plan
@@ -290,8 +291,9 @@ async def test_a_claim_hands_its_transaction_id_to_the_unit_of_work(db: Database
     for it (the id settles a commit whose answer is lost)."""
     session_id = await seed_pages(db, 2)
     async with db.session() as s:
+        s.begin()  # a claim inside a larger transaction (alone, it runs in autocommit)
         await PageRepository(s).claim_pages_to_crawl(session_id, 1)
-        known = s.info.get("bughive_transaction_id")
+        known = s.known_transaction_id
         actual = await s.scalar(text("SELECT pg_current_xact_id_if_assigned()::text"))
     assert known is not None and known == actual
 
@@ -299,7 +301,8 @@ async def test_a_claim_hands_its_transaction_id_to_the_unit_of_work(db: Database
 async def test_an_empty_claim_writes_nothing_and_has_no_transaction_id(db: Database) -> None:
     session = await make_session(db)
     async with db.session() as s:
+        s.begin()  # a claim inside a larger transaction (alone, it runs in autocommit)
         result = await PageRepository(s).claim_pages_to_crawl(session.id, 5)
-        assert "bughive_transaction_id" not in s.info
+        assert s.known_transaction_id is None
         assert await s.scalar(text("SELECT pg_current_xact_id_if_assigned()")) is None
     assert (result.items, result.remaining, result.requeued, result.gave_up) == ([], 0, 0, 0)

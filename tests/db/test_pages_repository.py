@@ -3,19 +3,19 @@ analyzed | error life cycle, the frontier look-up and the read models (analytics
 
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractContextManager
 from typing import Any
 
 import asyncpg
 import pytest
-from sqlalchemy import event
 
 from db.database import Database
 from db.enums import BugCategory, BugPriority, PageStatus, SessionStatus
 from db.errors import InvalidArgument, InvalidTransition, NotFound
 from db.repositories import PageRepository
 from db.schemas import NewPage, PagePublic
+from tests.conftest import record_queries
 from tests.db.states import bug_title, page_in, session_in
 from tests.factories import make_bug, make_page, make_session
 
@@ -39,19 +39,9 @@ async def pages_crawled(raw: asyncpg.Connection, session_id: uuid.UUID) -> int:
     )
 
 
-@contextmanager
-def statements_of(db: Database) -> Iterator[list[str]]:
+def statements_of(db: Database) -> AbstractContextManager[list[str]]:
     """Every SQL statement the Database sends while the block runs."""
-    seen: list[str] = []
-
-    def record(*args: Any) -> None:
-        seen.append(args[2])
-
-    event.listen(db.engine.sync_engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(db.engine.sync_engine, "before_cursor_execute", record)
+    return record_queries(db)
 
 
 # --- create_page -----------------------------------------------------------------------------
@@ -266,7 +256,8 @@ async def test_a_large_bulk_create_locks_and_counts_the_session_once_and_reports
     starts = Counter(" ".join(sql.split()[:3]).upper() for sql in seen)
     assert starts["INSERT INTO PAGES"] == 3
     assert sum(n for start, n in starts.items() if start.startswith("UPDATE CRAWL_SESSIONS")) == 1
-    locks = [sql for sql in seen if "FOR NO KEY UPDATE" in sql and "crawl_sessions" in sql]
+    # The session's discovery turn (db.repositories.discovery), taken once for the batch.
+    locks = [sql for sql in seen if "pg_advisory_xact_lock" in sql]
     assert len(locks) == 1
     assert await pages_discovered(raw, session.id) == 2500
 

@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator, Iterator
 
 import asyncpg
 import pytest
-from sqlalchemy import exc as sa_exc
 from sqlalchemy import text
 from sqlalchemy.engine import URL
 
@@ -50,7 +49,7 @@ async def test_without_the_setting_pgbouncer_refuses_the_connection(bouncer_url:
     """statement_timeout as a startup parameter: "unsupported startup parameter"."""
     database = Database(make_config(), url=bouncer_url)
     try:
-        with pytest.raises((DatabaseUnavailable, sa_exc.DBAPIError)) as refused:
+        with pytest.raises((DatabaseUnavailable, asyncpg.PostgresError)) as refused:
             async with database.session() as s:
                 await s.execute(text("SELECT 1"))
     finally:
@@ -87,7 +86,7 @@ async def test_read_only_mode_holds_in_every_transaction_through_pgbouncer(
     database = Database(make_config(pgbouncer=True, read_only=True), url=bouncer_url)
     try:
         for _ in range(2):
-            with pytest.raises(sa_exc.DBAPIError, match="read-only transaction"):
+            with pytest.raises(asyncpg.PostgresError, match="read-only transaction"):
                 async with database.session() as s:
                     await s.execute(text("CREATE TEMPORARY TABLE scratch (n int)"))
     finally:
@@ -153,7 +152,7 @@ async def test_a_statement_repeated_on_another_server_connection_clashes_only_wi
                 second_server = await s.scalar(statement, {"n": 2})
             assert second_server != first_server
             clashed = False
-        except sa_exc.DBAPIError as err:
+        except asyncpg.PostgresError as err:
             assert "prepared statement" in str(err)
             clashed = True
         finally:

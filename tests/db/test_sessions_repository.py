@@ -490,16 +490,17 @@ async def test_session_statistics_match_the_rows(db: Database, raw: asyncpg.Conn
 async def test_session_statistics_are_one_statement_in_autocommit_with_the_same_figures(
     db: Database,
 ) -> None:
-    """As the tool runs them (``single_statement``): one round trip, no BEGIN or COMMIT, and
-    the figures of a transaction's read."""
+    """As the tool runs them (a ``@reads`` method alone in its unit of work): one round trip,
+    no BEGIN or COMMIT, and the figures of a transaction's read."""
     session = await make_session(db)
     page = await make_page(db, session.id, "https://shop.example/a")
     await make_bug(db, session.id, page.id, priority="high")
     async with db.session() as s:
+        s.begin()
         in_transaction = await CrawlSessionRepository(s).get_session_statistics(session.id)
 
     sent = await queries_on(db)
-    async with db.session(writes=False, single_statement=True) as s:
+    async with db.session() as s:
         alone = await CrawlSessionRepository(s).get_session_statistics(session.id)
     await asyncio.sleep(0)  # asyncpg hands queries to its loggers with call_soon
 
@@ -509,7 +510,7 @@ async def test_session_statistics_are_one_statement_in_autocommit_with_the_same_
     )
     assert (alone.pages_total, alone.bugs_by_priority[BugPriority.HIGH]) == (1, 1)
     with pytest.raises(NotFound, match="crawl session"):
-        async with db.session(writes=False, single_statement=True) as s:
+        async with db.session() as s:
             await CrawlSessionRepository(s).get_session_statistics(uuid.uuid4())
 
 

@@ -14,7 +14,7 @@ to drop exactly that packet."""
 
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
 
 import anyio
@@ -22,12 +22,11 @@ import asyncpg
 import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import URL
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.database import Database
-from db.driver import driver_connection
 from db.errors import ConcurrentUpdate, DatabaseUnavailable, ServerBusy, StatementTimeout
 from db.repositories import CrawlSessionRepository
+from db.unit_of_work import UnitOfWork
 from tests.conftest import make_config
 
 BASE_URL = "https://shop.example"
@@ -55,8 +54,13 @@ async def small_db(database_url: URL, empty_tables: None) -> AsyncIterator[Datab
         await database.close()
 
 
-def use_session_class(db: Database, cls: type[AsyncSession]) -> None:
-    db.session_factory = async_sessionmaker(db.engine, class_=cls, expire_on_commit=False)
+Commit = Callable[[UnitOfWork], Awaitable[None]]
+REAL_COMMIT = UnitOfWork.commit
+
+
+def use_commit(monkeypatch: pytest.MonkeyPatch, commit: Commit) -> None:
+    """Every unit of work commits with ``commit`` for the rest of the test."""
+    monkeypatch.setattr(UnitOfWork, "commit", commit)
 
 
 # --- connection lost before the commit -----------------------------------------------------
@@ -90,32 +94,29 @@ async def test_the_next_unit_of_work_after_a_killed_connection_succeeds(
 # --- connection lost during the commit ----------------------------------------------------
 
 
-class KilledBeforeCommit(AsyncSession):
+def killed_before_commit(raw: asyncpg.Connection) -> Commit:
     """Its backend is ended after the transaction id was read, right before COMMIT is sent."""
 
-    raw: asyncpg.Connection
+    async def commit(uow: UnitOfWork) -> None:
+        if uow.in_transaction:
+            await terminate(raw, int(await uow.scalar(text("SELECT pg_backend_pid()")) or 0))
+        await REAL_COMMIT(uow)
 
-    async def commit(self) -> None:
-        if self.in_transaction():
-            await terminate(self.raw, int(await self.scalar(text("SELECT pg_backend_pid()")) or 0))
-        await super().commit()
+    return commit
 
 
-class CommitAnswerLost(AsyncSession):
+async def commit_answer_lost(uow: UnitOfWork) -> None:
     """COMMIT reaches the server and succeeds; the answer is lost with the connection."""
-
-    async def commit(self) -> None:
-        committing = self.in_transaction()
-        await super().commit()
-        if committing:
-            raise ConnectionResetError("connection reset by peer")
+    committing = uow.in_transaction
+    await REAL_COMMIT(uow)
+    if committing:
+        raise ConnectionResetError("connection reset by peer")
 
 
 async def test_a_commit_cut_off_before_it_happened_is_unavailable_and_writes_nothing(
-    db: Database, raw: asyncpg.Connection
+    db: Database, raw: asyncpg.Connection, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    KilledBeforeCommit.raw = raw
-    use_session_class(db, KilledBeforeCommit)
+    use_commit(monkeypatch, killed_before_commit(raw))
     with anyio.fail_after(5), pytest.raises(DatabaseUnavailable) as excinfo:
         async with db.session() as s:
             await CrawlSessionRepository(s).create_session(BASE_URL)
@@ -124,9 +125,12 @@ async def test_a_commit_cut_off_before_it_happened_is_unavailable_and_writes_not
 
 
 async def test_a_commit_whose_answer_was_lost_is_the_success_it_was(
-    db: Database, raw: asyncpg.Connection, caplog: pytest.LogCaptureFixture
+    db: Database,
+    raw: asyncpg.Connection,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    use_session_class(db, CommitAnswerLost)
+    use_commit(monkeypatch, commit_answer_lost)
     with caplog.at_level(logging.WARNING, logger="db.database"), anyio.fail_after(5):
         async with db.session() as s:
             created = await CrawlSessionRepository(s).create_session(BASE_URL)
@@ -135,9 +139,9 @@ async def test_a_commit_whose_answer_was_lost_is_the_success_it_was(
 
 
 async def test_a_lost_commit_of_a_read_only_unit_of_work_keeps_its_result(
-    db: Database, raw: asyncpg.Connection
+    db: Database, raw: asyncpg.Connection, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    use_session_class(db, CommitAnswerLost)
+    use_commit(monkeypatch, commit_answer_lost)
     async with db.session() as s:
         answer = await s.scalar(text("SELECT 42"))
     assert answer == 42
@@ -252,18 +256,17 @@ async def test_the_loser_of_a_deadlock_is_told_to_retry_and_wrote_nothing(
         async with db.session() as s:
             ids.append((await CrawlSessionRepository(s).create_session(BASE_URL)).id)
     first_locked = [anyio.Event(), anyio.Event()]
-    bump = "UPDATE crawl_sessions SET bugs_found = bugs_found + 1 WHERE id = $1"
+    bump = text("UPDATE crawl_sessions SET bugs_found = bugs_found + 1 WHERE id = :id")
     outcomes: dict[int, str] = {}
 
     async def worker(me: int) -> None:
         mine, theirs = ids[me], ids[1 - me]
         try:
-            async with db.session(driver_only=True) as s:
-                conn = await driver_connection(s)
-                await conn.execute(bump, mine)
+            async with db.session() as s:
+                await s.execute(bump, {"id": mine})
                 first_locked[me].set()
                 await first_locked[1 - me].wait()
-                await conn.execute(bump, theirs)
+                await s.execute(bump, {"id": theirs})
             outcomes[me] = "committed"
         except ConcurrentUpdate as refused:
             assert "retry" in str(refused) and "nothing was changed" in str(refused)
