@@ -10,8 +10,8 @@ from bench.datagen import GenerationLog
 from bench.postgres import BenchPostgres, sqlalchemy_url_text
 from bughive_mcp.server import BugHiveServer, build_server
 from bughive_mcp.settings import ServerSettings
-from db.config import DatabaseConfig
-from db.database import Database
+from db.connection.config import DatabaseConfig
+from db.connection.database import Database
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from bench.floor import RawSql
-from db.config import normalize_database_url
+from db.connection.config import normalize_database_url
 
 
 @dataclass

@@ -36,7 +36,7 @@ from bench.floor import CLAIM, RELEASE_CLAIMS, composed_server, trivial_server
 from bench.postgres import BenchPostgres, asyncpg_dsn
 from bench.workloads.common import call_tool
 from bughive_mcp.server import BugHiveServer, shape_tool
-from db.database import Database
+from db.connection.database import Database
 from db.repositories.pages import (
     PageRepository,
     claim_statement,

@@ -1,6 +1,6 @@
 """The PostgreSQL the benchmarks run on, and one fresh database per workload.
 
-By default a throwaway embedded PostgreSQL (``db.embedded``) in a temporary directory, with its
+By default a throwaway embedded PostgreSQL (``db.connection.embedded``) in a temporary directory, with its
 stock settings (fsync and synchronous_commit on: what a user gets). ``--server-url`` points the
 bench at another server instead; its user must be allowed to ``CREATE DATABASE``. Either way
 each workload gets its own database, migrated to head with the Alembic migrations, and dropped
@@ -17,8 +17,8 @@ from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
-from db import schema_version
-from db.embedded import start_embedded_server, stop_embedded_server
+from db.connection import schema_version
+from db.connection.embedded import start_embedded_server, stop_embedded_server
 
 # What the docs report about the server a run used.
 REPORTED_SETTINGS = (

@@ -19,7 +19,7 @@ import asyncpg.prepared_stmt
 from mcp import Client
 from sqlalchemy import event
 
-import db.database
+import db.connection.database
 from bench.context import QUICK, BenchContext
 from bench.datagen import DataGenerator, GenerationLog
 from bench.postgres import BenchPostgres, asyncpg_dsn
@@ -47,9 +47,9 @@ def _install() -> None:
         return rows
 
     asyncpg.prepared_stmt.PreparedStatement.fetch = fetch
-    original_init = db.database.Database.__init__
+    original_init = db.connection.database.Database.__init__
 
-    def init(self: db.database.Database, *args: Any, **kwargs: Any) -> None:
+    def init(self: db.connection.database.Database, *args: Any, **kwargs: Any) -> None:
         original_init(self, *args, **kwargs)
 
         def on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -57,7 +57,7 @@ def _install() -> None:
 
         event.listen(self.engine.sync_engine, "connect", on_connect)
 
-    db.database.Database.__init__ = init  # type: ignore[method-assign]
+    db.connection.database.Database.__init__ = init  # type: ignore[method-assign]
 
 
 async def trace() -> None:

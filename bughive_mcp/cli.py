@@ -17,8 +17,8 @@ from pydantic import AliasChoices, ValidationError
 from pydantic_settings import BaseSettings
 
 from bughive_mcp.settings import ServerSettings
-from db import schema_version
-from db.config import DatabaseConfig
+from db.connection import schema_version
+from db.connection.config import DatabaseConfig
 
 log = logging.getLogger("bughive_mcp")
 
@@ -201,7 +201,8 @@ def _start_refusal(exc: BaseException) -> Exception | None:
 
 async def _credentials_problems(db: Any, report: dict[str, Any]) -> list[str]:
     """Whether the stored site credentials can be opened with the configured keys."""
-    from db.secrets import CredentialsUnavailable, check_stored_credentials, cipher_of
+    from db.repositories.credentials import check_stored_credentials
+    from db.rules.secrets import CredentialsUnavailable, cipher_of
 
     report["encryption_keys_configured"] = len(db.config.encryption_keys)
     try:
@@ -214,8 +215,9 @@ async def _credentials_problems(db: Any, report: dict[str, Any]) -> list[str]:
 
 
 async def _rotate_credentials() -> int:
-    from db.database import Database
-    from db.secrets import CredentialsUnavailable, cipher_of, rotate
+    from db.connection.database import Database
+    from db.repositories.credentials import rotate
+    from db.rules.secrets import CredentialsUnavailable, cipher_of
 
     db = await anyio.to_thread.run_sync(Database, DatabaseConfig())
     try:
@@ -231,7 +233,7 @@ async def _rotate_credentials() -> int:
 
 
 def rotate_credentials() -> int:
-    from db.secrets import CredentialsUnavailable
+    from db.rules.secrets import CredentialsUnavailable
 
     try:
         count = anyio.run(_rotate_credentials)
@@ -243,8 +245,8 @@ def rotate_credentials() -> int:
 
 
 async def _migrate() -> str | None:
-    from db.database import Database
-    from db.startup import wait_until_reachable
+    from db.connection.database import Database
+    from db.connection.startup import wait_until_reachable
 
     db = await anyio.to_thread.run_sync(Database, DatabaseConfig())
     try:
@@ -256,8 +258,8 @@ async def _migrate() -> str | None:
 
 
 async def _doctor(multi_tenant: bool = False) -> dict[str, Any]:
-    from db.database import Database
-    from db.tenancy import row_security
+    from db.connection.database import Database
+    from db.connection.tenancy import row_security
 
     config = DatabaseConfig()
     report: dict[str, Any] = {
@@ -271,7 +273,7 @@ async def _doctor(multi_tenant: bool = False) -> dict[str, Any]:
         "expected_schema_revision": schema_version.head_revision(),
     }
     if config.url is None:
-        from db.embedded import resolved_data_dir
+        from db.connection.embedded import resolved_data_dir
 
         report["embedded_data_dir"] = str(resolved_data_dir(config.embedded_data_dir))
     try:
@@ -307,8 +309,8 @@ async def _doctor(multi_tenant: bool = False) -> dict[str, Any]:
 
 
 async def _grant_runtime_role(role: str) -> list[str]:
-    from db.database import Database
-    from db.tenancy import grant_runtime_role
+    from db.connection.database import Database
+    from db.connection.tenancy import grant_runtime_role
 
     db = await anyio.to_thread.run_sync(Database, DatabaseConfig())
     try:
@@ -322,7 +324,7 @@ async def _report(session_id: str, tenant: str | None = None) -> str:
     import uuid
 
     from bughive_mcp.report import build_report, render_markdown
-    from db.database import Database
+    from db.connection.database import Database
 
     db = await anyio.to_thread.run_sync(Database, DatabaseConfig())
     try:

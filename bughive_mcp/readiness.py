@@ -2,7 +2,7 @@
 connected and migrated, instead of nothing listening at all.
 
 Uvicorn binds its socket only once the app's lifespan has started, and the lifespan is where
-the server waits for its database (``db.startup``): a server started before its database had no
+the server waits for its database (``db.connection.startup``): a server started before its database had no
 ``/healthz`` to answer. :class:`StartInBackground` answers uvicorn's lifespan start at once and
 runs the app's own in the background; :class:`Readiness` is where it stands. Until it is ready,
 every request but the health probe gets 503 with ``Retry-After``. If the start fails, whoever

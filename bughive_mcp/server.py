@@ -23,7 +23,7 @@ from bughive_mcp.settings import ServerSettings
 from bughive_mcp.state import AppState, make_lifespan
 from bughive_mcp.tools import catalog
 from bughive_mcp.toolsets import select_tools
-from db.config import DatabaseConfig
+from db.connection.config import DatabaseConfig
 
 log = logging.getLogger("bughive_mcp")
 

@@ -1,5 +1,5 @@
 """Server settings (``BUGHIVE_*`` environment variables); database settings live in
-``db.config.DatabaseConfig``. The README's settings table lists both."""
+``db.connection.config.DatabaseConfig``. The README's settings table lists both."""
 
 from typing import Annotated, Literal
 
@@ -7,7 +7,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bughive_mcp.tenancy import TenantToken, parse_tenant_tokens
-from db.tenancy import check_tenant
+from db.connection.tenancy import check_tenant
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 

@@ -1,7 +1,7 @@
 """How ``serve`` stops: on SIGTERM, SIGINT or SIGHUP exactly as at the end of its input.
 
 A signal's default action ends the process on the spot, without its exit handlers, and one of
-them is what stops the embedded PostgreSQL (db/embedded.py). So while the server runs, these
+them is what stops the embedded PostgreSQL (db/connection/embedded.py). So while the server runs, these
 signals only ask it to stop: over stdio its input is ended, and the SDK does what it does at
 EOF (cancels the calls in flight, leaves the lifespan, which closes the pool); over HTTP uvicorn
 shuts down gracefully (requests in flight get ``HTTP_SHUTDOWN_GRACE_SECONDS`` to finish, then

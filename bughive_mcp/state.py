@@ -14,11 +14,12 @@ from mcp.server.mcpserver import Context, MCPServer
 from bughive_mcp.readiness import Readiness
 from bughive_mcp.settings import ServerSettings
 from bughive_mcp.tenancy import check_multi_tenant_database, request_tenant
-from db.config import DatabaseConfig
-from db.database import Database
-from db.secrets import check_stored_credentials, cipher_of
-from db.startup import wait_until_reachable
-from db.unit_of_work import UnitOfWork
+from db.connection.config import DatabaseConfig
+from db.connection.database import Database
+from db.connection.startup import wait_until_reachable
+from db.connection.unit_of_work import UnitOfWork
+from db.repositories.credentials import check_stored_credentials
+from db.rules.secrets import cipher_of
 
 log = logging.getLogger(__name__)
 

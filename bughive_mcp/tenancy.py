@@ -1,4 +1,4 @@
-"""Which tenant a tool call works for (multi-tenant mode; the database side is ``db.tenancy``).
+"""Which tenant a tool call works for (multi-tenant mode; the database side is ``db.connection.tenancy``).
 
 The tenant comes from the authenticated principal, never from a tool argument: over HTTP from
 the bearer token (``BUGHIVE_TENANT_TOKENS``: each token acts as its tenant), on stdio from
@@ -16,10 +16,10 @@ from typing import TypeVar
 
 from pydantic import SecretStr
 
-from db import schema_version
-from db.database import Database
+from db.connection import schema_version
+from db.connection.database import Database
+from db.connection.tenancy import check_tenant, row_security
 from db.errors import DomainError
-from db.tenancy import check_tenant, row_security
 
 MIN_TOKEN_LENGTH = 16
 Principal = TypeVar("Principal")

@@ -1,7 +1,7 @@
 """BugHive's data layer: models, the pooled ``Database`` and one repository per table."""
 
-from db.config import DatabaseConfig
-from db.database import (
+from db.connection.config import DatabaseConfig
+from db.connection.database import (
     Database,
     check_database_health,
     close_database,

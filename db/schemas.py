@@ -28,9 +28,9 @@ from db.enums import (
     PageStatus,
     SessionStatus,
 )
-from db.secrets import ENCRYPTED
-from db.untrusted import UNTRUSTED
-from db.urls import TrailingSlash, check_no_userinfo
+from db.rules.secrets import ENCRYPTED
+from db.rules.untrusted import UNTRUSTED
+from db.rules.urls import TrailingSlash, check_no_userinfo
 
 MAX_URL_LENGTH = 2048
 MASK = "**********"
@@ -103,7 +103,7 @@ class CrawlConfig(InputModel):
 
     def to_storage(self) -> dict[str, Any]:
         """The config as JSON with the password in clear: the repository encrypts it before
-        storing (``db.secrets.seal``)."""
+        storing (``db.rules.secrets.seal``)."""
         return self.model_dump(mode="json", context={"reveal_secrets": True})
 
 

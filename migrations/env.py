@@ -1,5 +1,5 @@
 """Alembic environment (async). Reads the same ``DatabaseConfig`` as the server, or runs on a
-connection handed over by ``db.schema_version`` (how the server migrates itself)."""
+connection handed over by ``db.connection.schema_version`` (how the server migrates itself)."""
 
 import asyncio
 
@@ -8,9 +8,9 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
-from db import schema_version
-from db.config import DatabaseConfig
-from db.database import resolve_url
+from db.connection import schema_version
+from db.connection.config import DatabaseConfig
+from db.connection.database import resolve_url
 from db.models import Base
 
 target_metadata = Base.metadata
@@ -26,7 +26,7 @@ async def _run_online() -> None:
     engine = create_async_engine(resolve_url(DatabaseConfig()), poolclass=NullPool)
     try:
         async with engine.connect() as connection:
-            # Concurrent migrations take turns (db.schema_version takes it on a handed-over one).
+            # Concurrent migrations take turns (db.connection.schema_version takes it on a handed-over one).
             await connection.run_sync(schema_version.take_migration_lock)
             await connection.run_sync(_run)
             await connection.commit()

@@ -22,10 +22,10 @@ from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
-from db import schema_version
-from db.config import DatabaseConfig
-from db.database import Database
-from db.embedded import start_embedded_server, stop_embedded_server
+from db.connection import schema_version
+from db.connection.config import DatabaseConfig
+from db.connection.database import Database
+from db.connection.embedded import start_embedded_server, stop_embedded_server
 
 # Emptied after each test, children first (bug_occurrences follows bugs by ON DELETE CASCADE).
 TABLES = ("bugs", "pages", "crawl_sessions")

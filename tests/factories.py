@@ -3,7 +3,7 @@
 import uuid
 from typing import Any
 
-from db.database import Database
+from db.connection.database import Database
 from db.repositories import BugRepository, CrawlSessionRepository, PageRepository
 from db.schemas import BugFiled, CrawlSessionPublic, PageCreated
 

@@ -12,7 +12,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
-from db.tenancy import grant_runtime_role, quote_identifier
+from db.connection.tenancy import grant_runtime_role, quote_identifier
 from tests.conftest import PostgresServer, asyncpg_dsn
 
 ACME, GLOBEX = "acme", "globex"

@@ -12,8 +12,8 @@ from mcp import Client, StdioServerParameters
 from sqlalchemy.engine import URL
 
 from bughive_mcp.settings import ServerSettings
-from db.config import DatabaseConfig
-from db.database import Database
+from db.connection.config import DatabaseConfig
+from db.connection.database import Database
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()

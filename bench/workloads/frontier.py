@@ -21,7 +21,7 @@ from bench.floor import RELEASE_CLAIMS, RawSql
 from bench.harness import Metrics, Stopwatch, Target, WorkloadResult, compare, progress
 from bench.postgres import asyncpg_dsn
 from bench.workloads.common import BenchError, connect
-from db.database import Database
+from db.connection.database import Database
 from db.repositories import PageRepository
 
 KEY = "frontier"

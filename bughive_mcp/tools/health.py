@@ -4,7 +4,7 @@ from pydantic import BaseModel, Field
 
 from bughive_mcp.state import AppContext, database
 from bughive_mcp.tools.registry import tool
-from db import schema_version
+from db.connection import schema_version
 
 
 class DatabaseHealth(BaseModel):

@@ -10,6 +10,7 @@ from bughive_mcp.state import AppContext, server_settings, unit_of_work
 from bughive_mcp.tools.params import HttpUrl, Limit, PageId, SessionId, Skip
 from bughive_mcp.tools.registry import tool
 from db.repositories import PageRepository
+from db.rules.untrusted import UNTRUSTED
 from db.schemas import (
     BulkCreateResult,
     ClaimResult,
@@ -21,7 +22,6 @@ from db.schemas import (
     PageList,
     PagePublic,
 )
-from db.untrusted import UNTRUSTED
 
 MAX_JSON_BYTES = 256 * 1024
 MAX_JSON_DEPTH = 32

@@ -9,6 +9,7 @@ from bughive_mcp.tools.params import HttpUrl, Limit, SessionId, Skip
 from bughive_mcp.tools.registry import tool
 from db.enums import SessionStatus
 from db.repositories import CrawlSessionRepository
+from db.rules.untrusted import UNTRUSTED
 from db.schemas import (
     CrawlConfig,
     CrawlSessionList,
@@ -16,7 +17,6 @@ from db.schemas import (
     SessionCompleted,
     SessionStatistics,
 )
-from db.untrusted import UNTRUSTED
 
 
 @tool("Create crawl session", toolset="sessions")

@@ -1,7 +1,7 @@
-"""One repository per table, each over the caller's unit of work (:mod:`db.unit_of_work`).
+"""One repository per table, each over the caller's unit of work (:mod:`db.connection.unit_of_work`).
 
 Each repository method declares how it runs (``@reads``, ``@single_write``, ``@writes``) and
-sends only registered statements (:mod:`db.statements`).
+sends only registered statements (:mod:`db.repositories.statements`).
 
 **Lock order.** Every write takes its locks in this order, so two writes can wait for each
 other but never in a cycle (a deadlock):

@@ -10,10 +10,10 @@ from typing import Any, NoReturn, TypeVar
 
 from pydantic import BaseModel
 
+from db.connection.unit_of_work import UnitOfWork
 from db.errors import InvalidArgument, InvalidTransition, NotFound
+from db.repositories.statements import Statement, family
 from db.schemas import Pagination
-from db.statements import Statement, family
-from db.unit_of_work import UnitOfWork
 
 ItemT = TypeVar("ItemT", bound=BaseModel)
 

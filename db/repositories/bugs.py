@@ -7,9 +7,9 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
+from db.connection.unit_of_work import writes
 from db.enums import BugCategory, BugPriority, BugStatus
 from db.errors import InvalidArgument, InvalidTransition, NotFound
-from db.fingerprint import bug_fingerprint
 from db.repositories.base import (
     RETURNING_XID,
     transition_statement,
@@ -17,13 +17,13 @@ from db.repositories.base import (
 from db.repositories.bug_input import confidence_of, enum_value, evidence_of, steps_of
 from db.repositories.bug_queries import BugQueries
 from db.repositories.sessions import raise_counter_sql
+from db.repositories.statements import Statement
+from db.rules.fingerprint import bug_fingerprint
 from db.schemas import (
     BugFiled,
     BugPublic,
     Evidence,
 )
-from db.statements import Statement
-from db.unit_of_work import writes
 
 # create_bug's statements, in the lock order of every write (db.repositories): the bug, the
 # session's counter, then the occurrence. First the page's session and URL (the fingerprint

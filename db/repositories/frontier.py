@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Mapping
 from typing import Any, NoReturn
 
+from db.connection.unit_of_work import single_write, writes
 from db.enums import PageStatus
 from db.errors import (
     InvalidArgument,
@@ -34,9 +35,8 @@ from db.repositories.leases import (
 )
 from db.repositories.session_reads import OPEN_SESSION_STATUSES
 from db.repositories.sessions import raise_counter_sql
+from db.repositories.statements import Statement, family
 from db.schemas import ClaimResult, PageClaim, PagePublic
-from db.statements import Statement, family
-from db.unit_of_work import single_write, writes
 
 MAX_CLAIM = 100
 # A claim reports how many pages still wait, but counts no further than this (docs/benchmarks.md:

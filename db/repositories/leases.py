@@ -12,7 +12,7 @@ from typing import Any
 
 from db.enums import PageStatus
 from db.errors import ConcurrentUpdate, Conflict, DomainError, InvalidArgument, LeaseLost
-from db.statements import Statement
+from db.repositories.statements import Statement
 
 MIN_LEASE_SECONDS = 5
 MAX_LEASE_SECONDS = 24 * 3600

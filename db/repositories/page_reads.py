@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from db.connection.unit_of_work import reads
 from db.enums import BugCategory, BugPriority, PageStatus
 from db.errors import InvalidArgument, NotFound
 from db.repositories.base import (
@@ -16,6 +17,7 @@ from db.repositories.base import (
     listed_rows,
     listing_statement,
 )
+from db.repositories.statements import Statement, family
 from db.schemas import (
     GraphEdge,
     GraphNode,
@@ -24,8 +26,6 @@ from db.schemas import (
     PageList,
     PagePublic,
 )
-from db.statements import Statement, family
-from db.unit_of_work import reads
 
 MAX_GRAPH_NODES = 5_000
 _FRONTIER = (f"status = '{PageStatus.DISCOVERED.value}'",)

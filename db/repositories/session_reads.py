@@ -4,13 +4,13 @@ statement, run in autocommit."""
 
 import uuid
 
+from db.connection.unit_of_work import reads
 from db.enums import BugPriority, PageStatus, SessionStatus
 from db.errors import InvalidArgument, NotFound
 from db.repositories.base import Repository, count_filters_sql, counts_from_row
+from db.repositories.statements import Statement
+from db.rules.secrets import cipher_of, unseal
 from db.schemas import CrawlConfig, CrawlSessionList, CrawlSessionPublic, SessionStatistics
-from db.secrets import cipher_of, unseal
-from db.statements import Statement
-from db.unit_of_work import reads
 
 OPEN_SESSION_STATUSES = (SessionStatus.PENDING, SessionStatus.RUNNING)
 

@@ -10,6 +10,7 @@ from typing import Any, NoReturn
 from pydantic import ValidationError
 from sqlalchemy import Numeric
 
+from db.connection.unit_of_work import writes
 from db.enums import PageStatus, SessionStatus
 from db.errors import Conflict, CounterLimit, InvalidArgument, InvalidTransition, NotFound
 from db.models import TENANT_DEFAULT, CrawlSession
@@ -20,16 +21,15 @@ from db.repositories.base import (
 )
 from db.repositories.leases import LEASE_ENDED
 from db.repositories.session_reads import OPEN_SESSION_STATUSES, SessionReads
+from db.repositories.statements import Statement
+from db.rules.scope import CrawlScope
+from db.rules.secrets import cipher_of, seal
+from db.rules.urls import InvalidUrl
 from db.schemas import (
     CrawlConfig,
     CrawlSessionPublic,
     SessionCompleted,
 )
-from db.scope import CrawlScope
-from db.secrets import cipher_of, seal
-from db.statements import Statement
-from db.unit_of_work import writes
-from db.urls import InvalidUrl
 
 MAX_COST_PER_CALL = Decimal("10000")
 # The statuses of pages a completion leaves unfinished (reported by complete_session).

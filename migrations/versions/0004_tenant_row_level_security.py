@@ -6,7 +6,7 @@ Create Date: 2026-11-26
 
 Every tenant table gets the ``tenant_isolation`` policy: a row is visible, updatable and
 insertable only when its ``tenant`` equals the transaction's ``bughive.tenant`` setting (see
-``db.tenancy``). With no setting (or an empty one) the comparison is NULL: no rows, no writes.
+``db.connection.tenancy``). With no setting (or an empty one) the comparison is NULL: no rows, no writes.
 
 The policy binds every role except the tables' owner, superusers and ``BYPASSRLS`` roles. It is
 deliberately not FORCEd: single-tenant deployments (and migrations) connect as the owner and are

@@ -5,7 +5,7 @@ Revises: 0005
 Create Date: 2026-11-26
 
 At start the server refuses to run when crawl sessions hold encrypted site credentials that no
-configured key opens (db.secrets.check_stored_credentials). In multi-tenant mode it connects as
+configured key opens (db.repositories.credentials.check_stored_credentials). In multi-tenant mode it connects as
 a runtime role bound by the tenant policies (revision 0004): outside any tenant it sees no rows,
 so the check passed whatever was stored. ``bughive_stored_credentials()`` answers the check's
 question — how many sessions hold an encrypted password, and the newest such token — as the

@@ -11,7 +11,7 @@ from sqlalchemy.engine import URL
 
 from bughive_mcp.server import BugHiveServer, build_server
 from bughive_mcp.settings import ServerSettings
-from db.database import Database
+from db.connection.database import Database
 from tests.conftest import make_config
 
 

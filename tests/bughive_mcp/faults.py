@@ -19,7 +19,7 @@ from sqlalchemy.engine import URL
 
 from bughive_mcp.server import BugHiveServer, build_server
 from bughive_mcp.settings import ServerSettings
-from db.database import Database
+from db.connection.database import Database
 from tests.bughive_mcp.toolcalls import assert_no_leak, call, compact_json, only_text
 from tests.conftest import PostgresServer, make_config
 

@@ -9,7 +9,7 @@ import anyio
 import asyncpg
 from sqlalchemy.engine import URL
 
-from db import schema_version
+from db.connection import schema_version
 from tests.bughive_mcp.processes import SERVER_COMMAND, child_env
 from tests.conftest import PostgresServer, asyncpg_dsn
 

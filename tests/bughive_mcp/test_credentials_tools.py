@@ -14,9 +14,9 @@ from sqlalchemy.engine import URL
 
 from bughive_mcp.server import build_server
 from bughive_mcp.settings import ServerSettings
-from db.database import Database
+from db.connection.database import Database
 from db.repositories import CrawlSessionRepository
-from db.secrets import CredentialsUnavailable
+from db.rules.secrets import CredentialsUnavailable
 from tests.bughive_mcp.processes import SERVER_COMMAND, child_env
 from tests.bughive_mcp.toolcalls import BASE_URL, MASK, call_error, call_ok
 from tests.conftest import TEST_ENCRYPTION_KEY, make_config

@@ -26,11 +26,11 @@ from mcp import Client
 from sqlalchemy import text
 from sqlalchemy.engine import URL
 
-from db.database import Database
-from db.embedded import start_embedded_server, stop_embedded_server
+from db.connection.database import Database
+from db.connection.embedded import start_embedded_server, stop_embedded_server
+from db.connection.unit_of_work import UnitOfWork
 from db.errors import CommitOutcomeUnknown
 from db.repositories import CrawlSessionRepository
-from db.unit_of_work import UnitOfWork
 from tests.bughive_mcp.faults import (
     MAX_FAILURE_SECONDS,
     RETRYABLE,

@@ -26,7 +26,7 @@ import pytest
 from mcp import Client
 from sqlalchemy.engine import URL
 
-from db.database import APPLICATION_NAME
+from db.connection.database import APPLICATION_NAME
 from tests.bughive_mcp.faults import (
     SOAK_SCALE,
     SOAK_SEED,
@@ -211,7 +211,10 @@ async def test_killed_connections_lose_nothing_and_write_nothing_half(
     rng = random.Random(SOAK_SEED)
     agents = [Agent(i) for i in range(AGENTS)]
     stop = anyio.Event()
-    with caplog.at_level(logging.WARNING, logger="db.database"), anyio.fail_after(RUN_TIMEOUT):
+    with (
+        caplog.at_level(logging.WARNING, logger="db.connection.database"),
+        anyio.fail_after(RUN_TIMEOUT),
+    ):
         async with Client(server) as client:
             call = RetryingCaller(client, figures)
             async with anyio.create_task_group() as tg:

@@ -18,7 +18,7 @@ import pytest
 from mcp import Client
 from sqlalchemy.engine import URL
 
-from db.database import APPLICATION_NAME
+from db.connection.database import APPLICATION_NAME
 from tests.bughive_mcp.faults import Figures, fault_server, pool_status
 from tests.bughive_mcp.toolcalls import (
     BASE_URL,

@@ -33,7 +33,7 @@ from bughive_mcp.server import BugHiveServer, build_server
 from bughive_mcp.settings import ServerSettings
 from bughive_mcp.state import read_replica, reads_only
 from bughive_mcp.tools import catalog
-from db.embedded import start_embedded_server, stop_embedded_server
+from db.connection.embedded import start_embedded_server, stop_embedded_server
 from tests.bughive_mcp.every_tool import crawl_with_every_tool, every_tool
 from tests.bughive_mcp.toolcalls import BASE_URL, call, call_ok, only_text
 from tests.conftest import _migrate, asyncpg_dsn, make_config

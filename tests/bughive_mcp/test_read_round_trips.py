@@ -18,7 +18,7 @@ from sqlalchemy import event
 from sqlalchemy.pool import Pool
 
 from bughive_mcp.server import BugHiveServer
-from db.database import Database
+from db.connection.database import Database
 from tests.bughive_mcp.toolcalls import call_error, call_ok
 from tests.factories import make_bug, make_page, make_session
 

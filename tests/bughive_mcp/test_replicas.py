@@ -22,7 +22,7 @@ from mcp import Client, MCPError
 from mcp.client.streamable_http import streamable_http_client
 from sqlalchemy.engine import URL
 
-from db.database import Database
+from db.connection.database import Database
 from tests.bughive_mcp.processes import SERVER_COMMAND, child_env
 from tests.bughive_mcp.test_http import free_port, wait_until_healthy
 from tests.bughive_mcp.toolcalls import BASE_URL, call_ok

@@ -14,7 +14,7 @@ from mcp import Client, StdioServerParameters
 from mcp.types import TextResourceContents
 from sqlalchemy.engine import URL
 
-from db.database import Database
+from db.connection.database import Database
 from tests.bughive_mcp.processes import SERVER_COMMAND, child_env
 
 SITE = "https://generated.example"

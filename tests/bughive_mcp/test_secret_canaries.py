@@ -24,7 +24,7 @@ from sqlalchemy.engine import URL
 
 from bughive_mcp.server import BugHiveServer, build_server
 from bughive_mcp.settings import ServerSettings
-from db.database import Database
+from db.connection.database import Database
 from db.repositories import CrawlSessionRepository
 from tests.bughive_mcp.processes import SERVER_COMMAND, child_env
 from tests.bughive_mcp.test_http import free_port

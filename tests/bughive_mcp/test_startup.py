@@ -30,7 +30,7 @@ from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
 from sqlalchemy.engine import URL
 
-from db.embedded import start_embedded_server, stop_embedded_server
+from db.connection.embedded import start_embedded_server, stop_embedded_server
 from tests.bughive_mcp.processes import SERVER_COMMAND, child_env
 from tests.bughive_mcp.test_http import TOKEN, post_initialize
 from tests.conftest import PostgresServer, asyncpg_dsn

@@ -11,7 +11,7 @@ import pytest
 from mcp import Client, StdioServerParameters
 from sqlalchemy.engine import URL
 
-from db.database import Database
+from db.connection.database import Database
 from tests.bughive_mcp.processes import SERVER_COMMAND, child_env
 from tests.bughive_mcp.toolcalls import BASE_URL, small_crawl
 

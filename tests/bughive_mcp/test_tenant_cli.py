@@ -13,9 +13,9 @@ import asyncpg
 import pytest
 from sqlalchemy.engine import URL
 
-from db.database import Database
+from db.connection.database import Database
+from db.connection.tenancy import RUNTIME_PRIVILEGES, TENANT_TABLES, quote_identifier
 from db.repositories import CrawlSessionRepository
-from db.tenancy import RUNTIME_PRIVILEGES, TENANT_TABLES, quote_identifier
 from tests.bughive_mcp.processes import SERVER_COMMAND, child_env
 from tests.conftest import PostgresServer, asyncpg_dsn, make_config
 from tests.tenants import ACME, GLOBEX, runtime_role

@@ -18,7 +18,7 @@ from sqlalchemy.engine import URL
 from bughive_mcp.server import BugHiveServer
 from bughive_mcp.tenancy import UnsafeTenancy
 from bughive_mcp.tools import catalog
-from db.database import Database
+from db.connection.database import Database
 from tests.bughive_mcp.conftest import make_server
 from tests.bughive_mcp.toolcalls import (
     BUG_FIELDS,

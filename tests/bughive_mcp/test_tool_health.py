@@ -3,7 +3,7 @@
 import pytest
 from mcp import Client
 
-from db import schema_version
+from db.connection import schema_version
 from tests.bughive_mcp.toolcalls import call_error, call_ok
 
 pytestmark = pytest.mark.anyio

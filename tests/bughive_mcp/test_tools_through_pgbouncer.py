@@ -10,7 +10,7 @@ from sqlalchemy.engine import URL
 
 from bughive_mcp.server import build_server
 from bughive_mcp.settings import ServerSettings
-from db.database import Database
+from db.connection.database import Database
 from tests.bughive_mcp.every_tool import crawl_with_every_tool, every_tool
 from tests.conftest import make_config
 from tests.infrastructure import pgbouncer, require_pgbouncer

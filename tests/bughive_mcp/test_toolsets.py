@@ -10,7 +10,7 @@ from bughive_mcp.settings import ServerSettings
 from bughive_mcp.state import make_lifespan
 from bughive_mcp.tools import catalog
 from bughive_mcp.toolsets import ToolSelectionError, select_tools
-from db.database import Database
+from db.connection.database import Database
 from tests.conftest import make_config
 
 ALL = {spec.name for spec in catalog.specs}

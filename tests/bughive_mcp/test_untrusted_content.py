@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from mcp import Client
 
-from db.untrusted import clean_text, clean_untrusted
+from db.rules.untrusted import clean_text, clean_untrusted
 from tests.bughive_mcp.toolcalls import (
     BASE_URL,
     BUG_FIELDS,

@@ -3,7 +3,7 @@ legal paths, so life-cycle tests can start from any state."""
 
 import uuid
 
-from db.database import Database
+from db.connection.database import Database
 from db.enums import BugStatus, PageStatus, SessionStatus
 from db.repositories import BugRepository, CrawlSessionRepository, PageRepository
 from db.schemas import BugPublic, CrawlSessionPublic, PagePublic

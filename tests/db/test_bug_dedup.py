@@ -4,7 +4,7 @@ import asyncio
 
 import asyncpg
 
-from db.database import Database
+from db.connection.database import Database
 from db.repositories import BugRepository
 from tests.factories import make_bug, make_page, make_session
 

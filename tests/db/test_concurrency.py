@@ -14,12 +14,12 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import URL
 
-from db.database import Database
+from db.connection.database import Database
+from db.connection.unit_of_work import UnitOfWork
 from db.enums import PageStatus
 from db.errors import InvalidTransition
 from db.repositories import BugRepository, CrawlSessionRepository, PageRepository
 from db.schemas import NewPage
-from db.unit_of_work import UnitOfWork
 from tests.conftest import make_config
 from tests.db.states import bug_title
 from tests.factories import make_page, make_session

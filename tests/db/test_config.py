@@ -8,8 +8,8 @@ from pydantic import ValidationError
 from sqlalchemy.engine import URL
 from sqlalchemy.pool import AsyncAdaptedQueuePool, NullPool
 
-from db.config import DatabaseConfig
-from db.database import Database
+from db.connection.config import DatabaseConfig
+from db.connection.database import Database
 
 PASSWORD = "pa55-w0rd-xyz"
 REMOTE = f"postgresql://bughive:{PASSWORD}@db.internal.example:5432/bughive"
@@ -135,7 +135,7 @@ def test_without_testing_flag_a_sized_queue_pool_is_used(monkeypatch: pytest.Mon
     assert pool._max_overflow == 10
     assert pool._timeout == 30
     assert pool._recycle == 3600
-    # pre-ping is db.liveness's checkout check, not SQLAlchemy's three-round-trip ping
+    # pre-ping is db.connection.liveness's checkout check, not SQLAlchemy's three-round-trip ping
     assert pool._pre_ping is False
     assert config_from_env().pool_pre_ping_idle_seconds == 10.0
 

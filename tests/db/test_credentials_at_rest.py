@@ -12,13 +12,14 @@ from cryptography.fernet import Fernet
 from pydantic import ValidationError
 from sqlalchemy.engine import URL
 
-from db import secrets
-from db.config import DatabaseConfig
-from db.database import Database
+from db.connection.config import DatabaseConfig
+from db.connection.database import Database
 from db.errors import InvalidArgument
-from db.repositories import CrawlSessionRepository
+from db.repositories import CrawlSessionRepository, credentials
+from db.repositories.credentials import check_stored_credentials
+from db.rules import secrets
+from db.rules.secrets import ENCRYPTED, CredentialsUnavailable, cipher_of
 from db.schemas import MASK, CrawlConfig, SiteCredentials
-from db.secrets import ENCRYPTED, CredentialsUnavailable, check_stored_credentials, cipher_of
 from tests.conftest import TEST_ENCRYPTION_KEY, make_config
 
 pytestmark = pytest.mark.anyio
@@ -117,9 +118,9 @@ async def test_a_rotated_key_still_opens_old_tokens_and_rotate_moves_them_to_the
         async with both.session() as session:
             opened = await CrawlSessionRepository(session).get_config(session_id)
             assert opened.credentials is not None
-            rotated = await secrets.rotate(session, _cipher(session))
+            rotated = await credentials.rotate(session, _cipher(session))
         async with both.session() as session:
-            again = await secrets.rotate(session, _cipher(session))
+            again = await credentials.rotate(session, _cipher(session))
         async with only_new.session() as session:
             crawler = await CrawlSessionRepository(session).get_config(session_id)
     finally:
@@ -144,7 +145,7 @@ async def test_rotate_encrypts_passwords_stored_in_clear_by_older_versions(
     )
 
     async with db.session() as session:
-        assert await secrets.rotate(session, _cipher(session)) == 1
+        assert await credentials.rotate(session, _cipher(session)) == 1
     async with db.session() as session:
         crawler = await CrawlSessionRepository(session).get_config(session_id)
 

@@ -9,9 +9,9 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import URL
 
-import db.database
-from db.config import DatabaseConfig
-from db.database import (
+import db.connection.database
+from db.connection.config import DatabaseConfig
+from db.connection.database import (
     Database,
     check_database_health,
     close_database,
@@ -188,7 +188,7 @@ async def env_database_url(
     url = await postgres_server.create_database_async()
     monkeypatch.setenv("DATABASE_URL", url.render_as_string(hide_password=False))
     monkeypatch.delenv("TESTING", raising=False)
-    monkeypatch.setattr(db.database, "_database", None)
+    monkeypatch.setattr(db.connection.database, "_database", None)
     try:
         yield url
     finally:
@@ -244,16 +244,16 @@ async def test_check_database_health_is_true_for_the_configured_database(
 async def test_close_database_forgets_the_process_wide_database(env_database_url: URL) -> None:
     first = get_database()
     await close_database()
-    assert db.database._database is None
+    assert db.connection.database._database is None
     assert get_database() is not first
 
 
 async def test_close_database_without_a_database_does_nothing(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(db.database, "_database", None)
+    monkeypatch.setattr(db.connection.database, "_database", None)
     await close_database()
-    assert db.database._database is None
+    assert db.connection.database._database is None
 
 
 async def test_config_of_get_database_comes_from_the_environment(

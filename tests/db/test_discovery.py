@@ -5,7 +5,7 @@ import asyncio
 import asyncpg
 import pytest
 
-from db.database import Database
+from db.connection.database import Database
 from db.errors import OutOfScope
 from db.repositories import PageRepository
 from tests.factories import make_page, make_session

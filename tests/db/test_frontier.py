@@ -8,7 +8,7 @@ import asyncpg
 import pytest
 from sqlalchemy import text
 
-from db.database import Database
+from db.connection.database import Database
 from db.enums import PageStatus
 from db.errors import Conflict, InvalidTransition, LeaseLost
 from db.repositories import CrawlSessionRepository, PageRepository

@@ -1,7 +1,7 @@
 """A claim's ``remaining`` is a bounded count: exact below the cap, the cap above it, so a claim
 costs the same on a frontier of 10,000 pages as on one of 1,000,000 (bench workload 5)."""
 
-from db.database import Database
+from db.connection.database import Database
 from db.repositories.pages import REMAINING_COUNT_CAP
 from tests.db.test_frontier import claim, seed_pages
 

@@ -1,4 +1,4 @@
-"""db.liveness: a pooled connection the server closed, or one idle past the threshold that no
+"""db.connection.liveness: a pooled connection the server closed, or one idle past the threshold that no
 longer answers, is replaced before a caller gets it — and a live, recently used one costs no
 round trip at all."""
 
@@ -8,7 +8,7 @@ import asyncpg
 from sqlalchemy import text
 from sqlalchemy.engine import URL
 
-from db.database import Database
+from db.connection.database import Database
 from tests.conftest import asyncpg_dsn, make_config
 
 

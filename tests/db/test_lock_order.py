@@ -12,7 +12,7 @@ import anyio
 import asyncpg
 import pytest
 
-from db.database import Database
+from db.connection.database import Database
 from db.errors import ConcurrentUpdate
 from db.repositories import CrawlSessionRepository, PageRepository
 from db.schemas import NewPage

@@ -12,8 +12,8 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
-from db import schema_version
-from db.database import Database
+from db.connection import schema_version
+from db.connection.database import Database
 from db.models import Base
 from tests.conftest import PostgresServer, make_config
 

@@ -10,7 +10,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from db.database import Database
+from db.connection.database import Database
 from db.enums import BugCategory, BugPriority, PageStatus, SessionStatus
 from db.errors import InvalidArgument, InvalidTransition, NotFound
 from db.repositories import PageRepository

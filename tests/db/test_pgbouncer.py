@@ -12,9 +12,9 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import URL
 
-from db.database import Database
+from db.connection.database import Database
+from db.connection.pgbouncer import per_transaction_statement
 from db.errors import DatabaseUnavailable
-from db.pgbouncer import per_transaction_statement
 from tests.conftest import asyncpg_dsn, make_config
 from tests.db import test_frontier
 from tests.infrastructure import pgbouncer, require_pgbouncer

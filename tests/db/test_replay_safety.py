@@ -9,7 +9,7 @@ import asyncpg
 import pytest
 from sqlalchemy.engine import URL
 
-from db.database import Database
+from db.connection.database import Database
 from db.enums import BugStatus, SessionStatus
 from db.errors import Conflict, InvalidTransition
 from db.repositories import BugRepository, CrawlSessionRepository

@@ -13,9 +13,9 @@ from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
-from db.database import Database
+from db.connection.database import Database
+from db.connection.tenancy import POLICY_NAME, RUNTIME_PRIVILEGES, TENANT_TABLES, row_security
 from db.repositories import BugRepository, CrawlSessionRepository, PageRepository
-from db.tenancy import POLICY_NAME, RUNTIME_PRIVILEGES, TENANT_TABLES, row_security
 from tests.conftest import PostgresServer, make_config
 from tests.tenants import ACME, GLOBEX, runtime_role
 
@@ -330,8 +330,9 @@ async def test_the_start_check_sees_every_tenants_stored_credentials(
     """The runtime role sees no rows outside a tenant, yet the start-up check must see every
     tenant's encrypted credentials: without a key the server refuses to start, with the
     right key it counts them (migration 0006's ``SECURITY DEFINER`` function)."""
+    from db.repositories.credentials import check_stored_credentials
+    from db.rules.secrets import CredentialsUnavailable, cipher_of
     from db.schemas import CrawlConfig, SiteCredentials
-    from db.secrets import CredentialsUnavailable, check_stored_credentials, cipher_of
 
     login = SiteCredentials(username="qa", password="s3cret-for-the-crawler")
     for tenant in (ACME, GLOBEX):

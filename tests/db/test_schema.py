@@ -13,7 +13,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from db.database import Database
+from db.connection.database import Database
 from db.enums import BugCategory, BugPriority, BugStatus, PageStatus, SessionStatus
 from db.repositories import BugRepository, CrawlSessionRepository, PageRepository
 from tests.factories import make_bug, make_page, make_session

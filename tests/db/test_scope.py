@@ -6,9 +6,9 @@ from collections.abc import Callable
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from db.rules.scope import CrawlScope, Verdict
+from db.rules.urls import InvalidUrl, TrailingSlash, matches, origin, without_userinfo
 from db.schemas import CrawlConfig
-from db.scope import CrawlScope, Verdict
-from db.urls import InvalidUrl, TrailingSlash, matches, origin, without_userinfo
 from tests.db.test_urls import _reference_normalize_url, wild_urls
 
 PATTERNS = ["/blog/*", "/a*", "*.pdf", "*?*", "/", "*://shop.example/*", "/[ab]*", "*utm*", "/*/"]

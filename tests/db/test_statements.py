@@ -3,7 +3,7 @@ database, its parameters named after what they are assigned or compared to, the 
 returns covering the model it is read into. A renamed column, a swapped pair of parameters or
 a model field no statement returns fails here, whichever test happens to run the statement.
 
-And every public repository method declares how it runs (db.unit_of_work)."""
+And every public repository method declares how it runs (db.connection.unit_of_work)."""
 
 import inspect
 import re
@@ -14,7 +14,7 @@ import pytest
 import db.repositories  # registers every statement
 from db.repositories import BugRepository, CrawlSessionRepository, PageRepository
 from db.repositories.bugs import FILE_BUG
-from db.statements import FAMILIES, REGISTRY, Statement
+from db.repositories.statements import FAMILIES, REGISTRY, Statement
 
 # ``column = :parameter`` (and ``column = CAST(:parameter AS …)``), in SET lists and WHERE.
 _COMPARED = re.compile(r"(\w+)\s*=\s*(?:CAST\(\s*)?:(\w+)")

@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from db.database import Database
+from db.connection.database import Database
+from db.connection.unit_of_work import UnitOfWork
 from db.enums import BugStatus, PageStatus, SessionStatus
 from db.errors import InvalidTransition
 from db.repositories import BugRepository, CrawlSessionRepository, PageRepository
-from db.unit_of_work import UnitOfWork
 from tests.conftest import record_queries
 from tests.factories import make_bug, make_page, make_session
 

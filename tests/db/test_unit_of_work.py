@@ -1,4 +1,4 @@
-"""db.unit_of_work: one connection and at most one transaction per unit of work, run the way the
+"""db.connection.unit_of_work: one connection and at most one transaction per unit of work, run the way the
 repository method declares — a read in autocommit, one write statement in autocommit, a
 transaction — and the connection back in the pool (or dropped, when it may be broken)
 whatever happens."""
@@ -12,12 +12,12 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import URL
 
-from db.database import Database
+from db.connection.database import Database
+from db.connection.unit_of_work import reads, single_write, writes
 from db.errors import DatabaseUnavailable
 from db.repositories import CrawlSessionRepository, PageRepository
 from db.repositories.base import Repository
-from db.statements import Statement
-from db.unit_of_work import reads, single_write, writes
+from db.repositories.statements import Statement
 from tests.conftest import make_config, record_queries
 from tests.factories import make_page, make_session
 

@@ -23,10 +23,10 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import URL
 
-from db.database import Database
+from db.connection.database import Database
+from db.connection.unit_of_work import UnitOfWork
 from db.errors import ConcurrentUpdate, DatabaseUnavailable, ServerBusy, StatementTimeout
 from db.repositories import CrawlSessionRepository
-from db.unit_of_work import UnitOfWork
 from tests.conftest import make_config
 
 BASE_URL = "https://shop.example"
@@ -131,7 +131,7 @@ async def test_a_commit_whose_answer_was_lost_is_the_success_it_was(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     use_commit(monkeypatch, commit_answer_lost)
-    with caplog.at_level(logging.WARNING, logger="db.database"), anyio.fail_after(5):
+    with caplog.at_level(logging.WARNING, logger="db.connection.database"), anyio.fail_after(5):
         async with db.session() as s:
             created = await CrawlSessionRepository(s).create_session(BASE_URL)
     assert await raw.fetchval("SELECT id FROM crawl_sessions") == created.id

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from url_normalize import url_normalize
 
-from db.urls import (
+from db.rules.urls import (
     InvalidUrl,
     TrailingSlash,
     _library_parts,
@@ -176,7 +176,7 @@ def test_patterns_starting_with_a_slash_match_the_path() -> None:
 
 
 # --- the fast path gives what url_normalize gives ------------------------------------------
-# normalize_url takes a shortcut for clean URLs (db/urls.py, _PLAIN_URL). The reference below
+# normalize_url takes a shortcut for clean URLs (db/rules/urls.py, _PLAIN_URL). The reference below
 # is normalize_url as it was before that shortcut: url_normalize for every URL. Both must give
 # the same string, or fail with the same error, for any input.
 

@@ -3,7 +3,7 @@
 A :class:`Statement` is built from SQLAlchemy Core (a statement over the models' tables) or
 from SQL text with ``:named`` parameters, compiled once at import with PostgreSQL's asyncpg
 dialect to the driver's ``$n`` form, and sent on the unit of work's asyncpg connection
-(:mod:`db.unit_of_work`): no per-call compilation, no ORM loading — the few microseconds of
+(:mod:`db.connection.unit_of_work`): no per-call compilation, no ORM loading — the few microseconds of
 Python per statement that made a call's cost (docs/benchmarks.md).
 
 Callers pass parameters by name, never by position, so two of them cannot be swapped silently;
@@ -25,7 +25,7 @@ from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import ClauseElement
 
-from db.unit_of_work import UnitOfWork
+from db.connection.unit_of_work import UnitOfWork
 
 _DIALECT = PGDialect_asyncpg()  # type: ignore[no-untyped-call]
 # ``:name::type`` is not a parameter to SQLAlchemy (the cast's colons hide it): write

@@ -6,8 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from fnmatch import translate
 
-from db.schemas import CrawlConfig
-from db.urls import (
+from db.rules.urls import (
     InvalidUrl,
     NormalizedUrl,
     normalize_url,
@@ -15,6 +14,7 @@ from db.urls import (
     origin,
     without_userinfo,
 )
+from db.schemas import CrawlConfig
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,7 +30,7 @@ class Verdict:
 @dataclass(frozen=True, slots=True)
 class _Glob:
     """One include/exclude pattern, compiled once per scope rather than looked up in
-    ``fnmatch``'s cache for every URL; matches exactly as ``db.urls.matches`` does."""
+    ``fnmatch``'s cache for every URL; matches exactly as ``db.rules.urls.matches`` does."""
 
     pattern: str
     on_path: bool  # a pattern starting with "/" applies to the path and query

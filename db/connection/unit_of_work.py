@@ -1,7 +1,7 @@
 """The unit of work: one pooled connection, one transaction at most, and how each repository
 method runs in it.
 
-Every statement of the data layer goes one way: a :class:`db.statements.Statement`, sent with
+Every statement of the data layer goes one way: a :class:`db.repositories.statements.Statement`, sent with
 asyncpg on the connection of the caller's :class:`UnitOfWork`. The connection comes from the
 engine's pool through SQLAlchemy's public API (``AsyncEngine.connect()``,
 ``get_raw_connection().driver_connection``), so the pool's size, timeout, liveness check and
@@ -25,8 +25,8 @@ How a repository method runs is declared beside it, once, with one of three deco
 A write statement sent outside both (a method without its declaration) is refused before it
 runs, so a missing declaration cannot make a write commit alone.
 
-When every transaction must carry settings — a tenant binding (:mod:`db.tenancy`), PgBouncer's
-per-transaction settings (:mod:`db.pgbouncer`) — every unit of work that sends a statement runs
+When every transaction must carry settings — a tenant binding (:mod:`db.connection.tenancy`), PgBouncer's
+per-transaction settings (:mod:`db.connection.pgbouncer`) — every unit of work that sends a statement runs
 in a transaction whose first statement applies them, reads included.
 """
 
@@ -42,8 +42,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 if TYPE_CHECKING:
     from sqlalchemy.sql.expression import ClauseElement
 
-    from db.secrets import CredentialCipher
-    from db.statements import Rows
+    from db.repositories.statements import Rows
+    from db.rules.secrets import CredentialCipher
 
 # Read just before a commit that wrote: the transaction's id, or NULL when it wrote nothing.
 TRANSACTION_ID_SQL = "SELECT pg_current_xact_id_if_assigned()::text"
@@ -66,7 +66,7 @@ class UnitOfWork:
         transaction_settings: tuple[tuple[str, tuple[Any, ...]], ...] = (),
     ) -> None:
         self._engine = engine
-        # Repositories find the credential cipher here (db.secrets), not in arguments.
+        # Repositories find the credential cipher here (db.rules.secrets), not in arguments.
         self.cipher = cipher
         # Statements (SQL, arguments) every transaction starts with, after BEGIN.
         self._transaction_settings = transaction_settings
@@ -127,7 +127,7 @@ class UnitOfWork:
         """Run an ad-hoc statement (SQLAlchemy Core, ``text()`` or SQL with ``:named``
         parameters) in the unit of work's transaction, as ``AsyncSession.execute`` would: for
         scripts and tests. The repositories use their registered statements."""
-        from db.statements import Rows, Statement
+        from db.repositories.statements import Rows, Statement
 
         self.begin()
         rows, count = await Statement.adhoc(statement).fetch_with_count(self, **dict(params or {}))

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from db.secrets import STORED_CREDENTIALS
+from db.rules.secrets import STORED_CREDENTIALS
 
 TENANT_SETTING = "bughive.tenant"
 TENANT_TABLES = ("crawl_sessions", "pages", "bugs", "bug_occurrences")

@@ -17,7 +17,7 @@ from collections.abc import Callable
 import anyio
 from sqlalchemy import text
 
-from db.database import Database, _causes, _is_unavailable, _sqlstate
+from db.connection.database import Database, _causes, _is_unavailable, _sqlstate
 from db.errors import DatabaseUnreachable
 
 log = logging.getLogger(__name__)

@@ -18,7 +18,7 @@ import platformdirs
 import psutil
 from sqlalchemy.engine import URL, make_url
 
-from db.config import ASYNC_DRIVER
+from db.connection.config import ASYNC_DRIVER
 
 log = logging.getLogger(__name__)
 

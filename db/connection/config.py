@@ -12,7 +12,7 @@ from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import URL, make_url
 
-from db.secrets import parse_keys
+from db.rules.secrets import parse_keys
 
 ASYNC_DRIVER = "postgresql+asyncpg"
 
@@ -60,7 +60,7 @@ class DatabaseConfig(BaseSettings):
     pool_pre_ping: bool = Field(
         default=True,
         description="Check each pooled connection before use: free when it was used within "
-        "pool_pre_ping_idle_seconds, one round trip when idle longer (db/liveness.py).",
+        "pool_pre_ping_idle_seconds, one round trip when idle longer (db/connection/liveness.py).",
     )
     pool_pre_ping_idle_seconds: float = Field(
         default=10.0,

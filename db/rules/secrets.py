@@ -2,7 +2,7 @@
 
 Keys come from ``BUGHIVE_ENCRYPTION_KEY`` (``DatabaseConfig.encryption_key``): one or more
 Fernet keys, comma-separated. The first encrypts; every key decrypts (``MultiFernet``), so a key
-is rotated by putting the new one first, running :func:`rotate` (``bughive-mcp
+is rotated by putting the new one first, running ``db.repositories.credentials.rotate`` (``bughive-mcp
 rotate-credentials``), then dropping the old one. The database — and its backups and replicas —
 only ever hold ciphertext; the key never travels in SQL.
 
@@ -11,7 +11,6 @@ The stored form of a session's credentials is ``{"username", "login_url",
 ``CrawlSessionRepository.get_config`` decrypts, for the crawler itself.
 """
 
-import json
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +19,7 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from db.errors import DomainError, InvalidArgument
 
 if TYPE_CHECKING:
-    from db.unit_of_work import UnitOfWork
+    from db.connection.unit_of_work import UnitOfWork
 
 ENCRYPTED = "password_encrypted"
 KEY_SETTING = "BUGHIVE_ENCRYPTION_KEY"
@@ -121,57 +120,3 @@ def unseal(stored: dict[str, Any], cipher: CredentialCipher | None) -> dict[str,
 def without_credentials(stored: dict[str, Any]) -> dict[str, Any]:
     """A stored config for everything but logging in (crawl scope): no credentials at all."""
     return {**stored, "credentials": None}
-
-
-async def check_stored_credentials(session: "UnitOfWork", cipher: CredentialCipher | None) -> int:
-    """At server start: fail fast (:class:`CredentialsUnavailable`) when sessions hold encrypted
-    credentials but no key is configured, or when the configured keys cannot open the newest
-    of them (a wrong or dropped key). Returns how many sessions hold credentials."""
-    if await session.scalar("SELECT to_regclass('crawl_sessions')") is None:
-        return 0  # a database not migrated yet (e.g. read-only mode on a new one) stores none
-    if await session.scalar(f"SELECT to_regprocedure('{STORED_CREDENTIALS}')") is not None:
-        # Every tenant's sessions, also for a role the tenant policies bind (revision 0006).
-        stored, newest = (await session.execute(f"SELECT * FROM {STORED_CREDENTIALS}")).one()
-    else:  # a database at a revision before 0006 (read-only mode does not migrate)
-        tokens = (
-            await session.execute(
-                f"SELECT config->'credentials'->>'{ENCRYPTED}' AS token FROM crawl_sessions "
-                f"WHERE config->'credentials'->>'{ENCRYPTED}' IS NOT NULL "
-                "ORDER BY created_at DESC"
-            )
-        ).scalars()
-        stored, newest = len(tokens), (tokens[0] if tokens else None)
-    if not stored or newest is None:
-        return 0
-    if cipher is None:
-        raise CredentialsUnavailable(
-            f"{stored} crawl session(s) hold encrypted site credentials but {KEY_SETTING} "
-            "is not set: set it to the key(s) they were encrypted with"
-        )
-    cipher.decrypt(newest)
-    return int(stored)
-
-
-async def rotate(session: "UnitOfWork", cipher: CredentialCipher) -> int:
-    """Re-encrypt every stored password under the first key (idempotent); returns how many.
-    Also encrypts passwords stored in clear text by a version before encryption at rest."""
-    rows = await session.execute(
-        f"SELECT id, config FROM crawl_sessions WHERE config->'credentials'->'{ENCRYPTED}' "
-        "IS NOT NULL OR config->'credentials'->'password' IS NOT NULL FOR UPDATE"
-    )
-    changed = 0
-    for row in rows:
-        config = dict(row.config)
-        stored = dict(config["credentials"])
-        if ENCRYPTED in stored:
-            token = cipher.rotate(stored[ENCRYPTED])
-        else:
-            token = cipher.encrypt(str(stored.pop("password")))
-        config["credentials"] = {**stored, ENCRYPTED: token}
-        await session.execute(
-            "UPDATE crawl_sessions SET config = CAST(:config AS jsonb), updated_at = now() "
-            "WHERE id = :id",
-            {"config": json.dumps(config), "id": row.id},
-        )
-        changed += 1
-    return changed

@@ -22,8 +22,10 @@ from sqlalchemy.engine import URL, Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
-from db import liveness, pgbouncer, schema_version
-from db.config import DatabaseConfig
+from db.connection import liveness, pgbouncer, schema_version
+from db.connection.config import DatabaseConfig
+from db.connection.tenancy import bind_tenant_statement
+from db.connection.unit_of_work import UnitOfWork
 from db.errors import (
     CommitOutcomeUnknown,
     ConcurrentUpdate,
@@ -33,14 +35,12 @@ from db.errors import (
     StatementTimeout,
 )
 from db.models import Base
-from db.secrets import STORED_CREDENTIALS, CredentialCipher
-from db.tenancy import bind_tenant_statement
-from db.unit_of_work import UnitOfWork
+from db.rules.secrets import STORED_CREDENTIALS, CredentialCipher
 
 log = logging.getLogger(__name__)
 
 APPLICATION_NAME = "bughive-mcp"
-STATEMENT_LOGGER = "db.statements"  # where echo logs the statements sent
+STATEMENT_LOGGER = "db.repositories.statements"  # where echo logs the statements sent
 
 # Errors that mean "could not talk to the database", as opposed to "the database said no".
 _UNAVAILABLE = (OSError, TimeoutError, ConnectionError, sa_exc.TimeoutError)
@@ -115,7 +115,7 @@ def resolve_url(config: DatabaseConfig) -> URL:
     """The configured URL, or the embedded PostgreSQL's when none is configured (blocking)."""
     if config.url is not None:
         return config.url
-    from db.embedded import start_embedded_server
+    from db.connection.embedded import start_embedded_server
 
     return start_embedded_server(config.embedded_data_dir)
 
@@ -135,7 +135,7 @@ class Database:
             # Parameters carry secrets (the credentials' Fernet token, anything a caller
             # sent): never in a log line or an error's text, whatever the settings.
             "hide_parameters": True,
-            # Replaced by db.liveness: the same protection without 3 round trips per call.
+            # Replaced by db.connection.liveness: the same protection without 3 round trips per call.
             "pool_pre_ping": False,
             "connect_args": {
                 "server_settings": server_settings,
@@ -175,12 +175,12 @@ class Database:
 
     @asynccontextmanager
     async def session(self, tenant: str | None = None) -> AsyncIterator[UnitOfWork]:
-        """A unit of work (:class:`db.unit_of_work.UnitOfWork`): commits when the block exits
+        """A unit of work (:class:`db.connection.unit_of_work.UnitOfWork`): commits when the block exits
         normally, rolls back on any exception. How each repository method runs in it — a read
         in autocommit, one write statement, a transaction — the method declares itself.
 
         With ``tenant``, the first statement of its transaction binds it to that tenant
-        (multi-tenant mode, see :mod:`db.tenancy`); the binding ends with the transaction.
+        (multi-tenant mode, see :mod:`db.connection.tenancy`); the binding ends with the transaction.
 
         What the caller may rely on when it fails:
 
