@@ -21,7 +21,7 @@ from sqlalchemy.engine import make_url
 
 from bench.harness import set_progress, table_lines
 from bench.runner import WORKLOAD_KEYS, Options, Report, run_benchmarks
-from bughive_mcp.cli import configure_logging
+from bughive_mcp.command_logging import configure_logging
 from db.connection.config import normalize_database_url
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"

@@ -35,15 +35,15 @@ from bench.datagen import DataGenerator, GenerationLog
 from bench.floor import CLAIM, RELEASE_CLAIMS, composed_server, trivial_server
 from bench.postgres import BenchPostgres, asyncpg_dsn
 from bench.workloads.common import call_tool
-from bughive_mcp.server import BugHiveServer, shape_tool
+from bughive_mcp.server import BugHiveServer, shaped_tool
 from db.connection.database import Database
+from db.page_schemas import PageList, PagePublic
 from db.repositories.pages import (
     PageRepository,
     claim_statement,
     frontier_page,
     frontier_page_statement,
 )
-from db.schemas import PageList, PagePublic
 
 CALLS = 1_000
 WARMUP = 100
@@ -177,7 +177,7 @@ async def built_up(
              partial(call_tool, composed, "ping", {"n": 1})),
         ]  # fmt: skip
         for label, body in bodies:
-            server = answering_server(BugHiveServer("built-up"), body, bughive=True)
+            server = answering_server("built-up", body, bughive=True)
             client = await stack.enter_async_context(Client(server))
             steps.append((label, partial(call_tool, client, "get_pages_to_crawl", arguments)))
         client = await stack.enter_async_context(Client(ctx.server(database.url)))
@@ -243,9 +243,10 @@ def ready_answer() -> PageList:
 Body = Callable[[uuid.UUID, int], Awaitable[PageList]]
 
 
-def answering_server(server: MCPServer[Any], body: Body, *, bughive: bool) -> MCPServer[Any]:
-    """``server`` with one tool named and typed like ``get_pages_to_crawl`` that answers with
-    ``body``; with ``bughive``, its schemas and argument handling set up as build_server does."""
+def answering_server(name: str, body: Body, *, bughive: bool) -> MCPServer[Any]:
+    """A server with one tool named and typed like ``get_pages_to_crawl`` that answers with
+    ``body``: with ``bughive``, a ``BugHiveServer`` with the tool set up as build_server does;
+    without, a bare ``MCPServer``."""
 
     async def get_pages_to_crawl(
         session_id: uuid.UUID,
@@ -255,10 +256,10 @@ def answering_server(server: MCPServer[Any], body: Body, *, bughive: bool) -> MC
         """Answers with ``body``."""
         return await body(session_id, limit)
 
+    if bughive:
+        return BugHiveServer(name, tools=[shaped_tool(get_pages_to_crawl)])
+    server: MCPServer[Any] = MCPServer(name)
     server.add_tool(get_pages_to_crawl)
-    registered = server._tool_manager.get_tool("get_pages_to_crawl")
-    if bughive and registered is not None:
-        shape_tool(registered)
     return server
 
 
@@ -277,13 +278,13 @@ async def tool_layer() -> None:
         ("trivial ping tool", trivial_server(), "ping", {"n": 1}),
         (
             "bare MCPServer, the SDK's full output schema",
-            answering_server(MCPServer("bare"), ready(answer), bughive=False),
+            answering_server("bare", ready(answer), bughive=False),
             "get_pages_to_crawl",
             arguments,
         ),
         (
             "BugHiveServer: call boundary, minimal output schema",
-            answering_server(BugHiveServer("bughive"), ready(answer), bughive=True),
+            answering_server("bughive", ready(answer), bughive=True),
             "get_pages_to_crawl",
             arguments,
         ),
@@ -311,7 +312,6 @@ async def tool_layer() -> None:
 
 def json_answering_server(answer: dict[str, Any]) -> MCPServer[Any]:
     """A BugHiveServer whose get_pages_to_crawl-shaped tool returns ``answer`` as it is."""
-    server = BugHiveServer("json")
 
     async def get_pages_to_crawl(
         session_id: uuid.UUID, limit: Annotated[int, Field(ge=1, le=100)] = 10
@@ -319,11 +319,7 @@ def json_answering_server(answer: dict[str, Any]) -> MCPServer[Any]:
         """A ready JSON answer."""
         return answer
 
-    server.add_tool(get_pages_to_crawl)
-    registered = server._tool_manager.get_tool("get_pages_to_crawl")
-    if registered is not None:
-        shape_tool(registered)
-    return server
+    return BugHiveServer("json", tools=[shaped_tool(get_pages_to_crawl)])
 
 
 async def main() -> None:

@@ -1,38 +1,24 @@
-"""``bughive-mcp``: serve (stdio or HTTP), migrate, doctor.
+"""``bughive-mcp``, the command line: the parser of its subcommands (serve, migrate, report,
+grant-runtime-role, rotate-credentials, doctor), the settings its options override, and the
+dispatch to the command.
 
-stdout belongs to the MCP protocol in stdio mode, so everything here logs to stderr, and only
-``doctor`` (an interactive command) prints to stdout.
+The commands themselves are ``bughive_mcp.serve_command`` (the server) and
+``bughive_mcp.admin_commands`` (the one-shot operator commands); where their messages go is
+``bughive_mcp.command_logging``.
 """
 
 import argparse
-import json
-import logging
 import sys
 from collections.abc import Sequence
-from functools import partial
 from typing import Any
 
-import anyio
 from pydantic import AliasChoices, ValidationError
 from pydantic_settings import BaseSettings
 
+from bughive_mcp import admin_commands, serve_command
+from bughive_mcp.command_logging import configure_logging, log
 from bughive_mcp.settings import ServerSettings
-from db.connection import schema_version
 from db.connection.config import DatabaseConfig
-
-log = logging.getLogger("bughive_mcp")
-
-
-def configure_logging(level: str) -> None:
-    """Plain lines on stderr for everything (the SDK's own setup then becomes a no-op)."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level)
-    for noisy in ("alembic.runtime.migration", "httpx", "mcp.server.lowlevel.server"):
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
-
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
@@ -114,263 +100,6 @@ def _server_settings(args: argparse.Namespace) -> ServerSettings:
     return ServerSettings(**overrides)
 
 
-def serve(settings: ServerSettings) -> int:
-    """Serve until the end of input (stdio) or a shutdown signal (both transports, see
-    bughive_mcp/shutdown.py); either way the process then exits normally, with code 0."""
-    from bughive_mcp.server import build_server
-    from bughive_mcp.shutdown import (
-        HTTP_SHUTDOWN_GRACE_SECONDS,
-        UvicornServer,
-        endable_stdin,
-        run_until_signalled,
-    )
-    from bughive_mcp.stdio import serve_stdio
-    from bughive_mcp.toolsets import ToolSelectionError
-
-    try:
-        server = build_server(settings, DatabaseConfig())
-    except ToolSelectionError as exc:
-        log.error("%s", exc)
-        return 2
-    if settings.transport == "stdio":
-        try:
-            # The pipe must be on fd 0 before serve_stdio takes its own handle on it.
-            with endable_stdin() as end_input:
-                run_until_signalled(partial(serve_stdio, server), stop=end_input)
-        except Exception as exc:
-            refusal = _start_refusal(exc)
-            if refusal is None:
-                raise
-            report_failure("cannot start", refusal)
-            return 2
-        return 0
-
-    import uvicorn
-
-    from bughive_mcp.http import InsecureBindError, build_http_app
-
-    try:
-        app = build_http_app(server, settings)
-    except InsecureBindError as exc:
-        log.error("%s", exc)
-        return 2
-    log.info("serving MCP over HTTP on http://%s:%d/mcp", settings.host, settings.port)
-    config = uvicorn.Config(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level.lower(),
-        lifespan="on",
-        timeout_graceful_shutdown=HTTP_SHUTDOWN_GRACE_SECONDS,
-    )
-    http_server = UvicornServer(config)
-    # The start (database, schema) runs while /healthz already answers: when it fails, stop.
-    server.readiness.call_on_failure(http_server.stop)
-    run_until_signalled(http_server.serve, stop=http_server.stop)
-    failure = server.readiness.failure
-    if failure is None:
-        return 0
-    refusal = _start_refusal(failure)
-    if refusal is None:
-        log.error("cannot start", exc_info=failure)
-        return 1
-    report_failure("cannot start", refusal)
-    return 2
-
-
-def report_failure(what: str, failure: BaseException) -> None:
-    """One line for the operator; the traceback too at ``--log-level debug``."""
-    debug = log.isEnabledFor(logging.DEBUG)
-    log.error("%s: %s", what, failure, exc_info=failure if debug else None)
-
-
-def _start_refusal(exc: BaseException) -> Exception | None:
-    """The domain error (e.g. stored credentials without their key) that stopped the server's
-    start, possibly inside exception groups: reported as one clear line, not a traceback."""
-    from db.errors import DomainError
-
-    if isinstance(exc, DomainError):
-        return exc
-    if isinstance(exc, BaseExceptionGroup):
-        for inner in exc.exceptions:
-            found = _start_refusal(inner)
-            if found is not None:
-                return found
-    return None
-
-
-async def _credentials_problems(db: Any, report: dict[str, Any]) -> list[str]:
-    """Whether the stored site credentials can be opened with the configured keys."""
-    from db.repositories.credentials import check_stored_credentials
-    from db.rules.secrets import CredentialsUnavailable, cipher_of
-
-    report["encryption_keys_configured"] = len(db.config.encryption_keys)
-    try:
-        async with db.session() as session:
-            stored = await check_stored_credentials(session, cipher_of(session))
-    except CredentialsUnavailable as exc:
-        return [str(exc)]
-    report["sessions_with_credentials"] = stored
-    return []
-
-
-async def _rotate_credentials() -> int:
-    from db.connection.database import Database
-    from db.repositories.credentials import rotate
-    from db.rules.secrets import CredentialsUnavailable, cipher_of
-
-    db = await anyio.to_thread.run_sync(Database, DatabaseConfig())
-    try:
-        async with db.session() as session:
-            cipher = cipher_of(session)
-            if cipher is None:
-                raise CredentialsUnavailable(
-                    "set BUGHIVE_ENCRYPTION_KEY to the new key followed by the old ones"
-                )
-            return await rotate(session, cipher)
-    finally:
-        await db.close()
-
-
-def rotate_credentials() -> int:
-    from db.rules.secrets import CredentialsUnavailable
-
-    try:
-        count = anyio.run(_rotate_credentials)
-    except CredentialsUnavailable as exc:
-        log.error("%s", exc)
-        return 1
-    log.info("re-encrypted the site credentials of %d crawl session(s) with the first key", count)
-    return 0
-
-
-async def _migrate() -> str | None:
-    from db.connection.database import Database
-    from db.connection.startup import wait_until_reachable
-
-    db = await anyio.to_thread.run_sync(Database, DatabaseConfig())
-    try:
-        await wait_until_reachable(db)
-        await db.init_db()
-        return await db.schema_revision()
-    finally:
-        await db.close()
-
-
-async def _doctor(multi_tenant: bool = False) -> dict[str, Any]:
-    from db.connection.database import Database
-    from db.connection.tenancy import row_security
-
-    config = DatabaseConfig()
-    report: dict[str, Any] = {
-        "database_url": config.safe_url,
-        "pool": {
-            "pool_size": config.pool_size,
-            "max_overflow": config.max_overflow,
-            "pool_timeout": config.pool_timeout,
-            "statement_timeout_ms": config.statement_timeout_ms,
-        },
-        "expected_schema_revision": schema_version.head_revision(),
-    }
-    if config.url is None:
-        from db.connection.embedded import resolved_data_dir
-
-        report["embedded_data_dir"] = str(resolved_data_dir(config.embedded_data_dir))
-    try:
-        db = await anyio.to_thread.run_sync(Database, config)
-    except Exception as exc:
-        report.update(healthy=False, problem=f"could not open the database ({type(exc).__name__})")
-        return report
-    try:
-        healthy = await db.check_health()
-        revision = await db.schema_revision() if healthy else None
-        report.update(
-            reachable=healthy,
-            schema_revision=revision,
-            pool_status=db.pool_status(),
-        )
-        problems = []
-        if not healthy:
-            problems.append("database unreachable")
-        elif revision != report["expected_schema_revision"]:
-            problems.append("schema not at the newest revision: run `bughive-mcp migrate`")
-        elif multi_tenant:
-            security = await row_security(db.engine)
-            report["row_security"] = "enforced" if security.enforced else "not enforced"
-            problems += [f"multi-tenant mode: {p}" for p in security.problems]
-        if not problems:
-            problems += await _credentials_problems(db, report)
-        report["healthy"] = not problems
-        if problems:
-            report["problem"] = "; ".join(problems)
-    finally:
-        await db.close()
-    return report
-
-
-async def _grant_runtime_role(role: str) -> list[str]:
-    from db.connection.database import Database
-    from db.connection.tenancy import grant_runtime_role
-
-    db = await anyio.to_thread.run_sync(Database, DatabaseConfig())
-    try:
-        async with db.engine.begin() as conn:
-            return await grant_runtime_role(conn, role)
-    finally:
-        await db.close()
-
-
-async def _report(session_id: str, tenant: str | None = None) -> str:
-    import uuid
-
-    from bughive_mcp.report import build_report, render_markdown
-    from db.connection.database import Database
-
-    db = await anyio.to_thread.run_sync(Database, DatabaseConfig())
-    try:
-        async with db.session(tenant=tenant) as session:
-            return render_markdown(await build_report(session, uuid.UUID(session_id)))
-    finally:
-        await db.close()
-
-
-def report(session_id: str, tenant: str | None = None) -> int:
-    from db.errors import DomainError
-
-    try:
-        text = anyio.run(_report, session_id, tenant)
-    except ValueError:
-        log.error("%r is not a session id (a UUID)", session_id)
-        return 2
-    except DomainError as exc:
-        log.error("%s", exc)
-        return 1
-    print(text, end="")  # noqa: T201 - the report is this command's output
-    return 0
-
-
-def doctor(as_json: bool, multi_tenant: bool = False) -> int:
-    report = anyio.run(_doctor, multi_tenant)
-    if as_json:
-        print(json.dumps(report, indent=2))  # noqa: T201 - doctor's output is for a human
-    else:
-        for key, value in report.items():
-            print(f"{key:>26}: {value}")  # noqa: T201
-    return 0 if report.get("healthy") else 1
-
-
-def migrate() -> int:
-    from db.errors import DomainError
-
-    try:
-        revision = anyio.run(_migrate)
-    except DomainError as exc:
-        report_failure("cannot migrate", exc)
-        return 1
-    log.info("schema at revision %s", revision)
-    return 0
-
-
 def invalid_settings(err: ValidationError) -> str:
     """A refused setting in one line, by its environment name: ``invalid BUGHIVE_TENANT: …``.
     (The settings hide the refused values, so no token or password is quoted.)"""
@@ -417,18 +146,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run(command: str, args: argparse.Namespace, settings: ServerSettings) -> int:
     if command == "serve":
-        return serve(settings)
+        return serve_command.serve(settings)
     if command == "migrate":
-        return migrate()
+        return admin_commands.migrate()
     if command == "report":
-        return report(args.session_id, settings.tenant)
+        return admin_commands.report(args.session_id, settings.tenant)
     if command == "rotate-credentials":
-        return rotate_credentials()
+        return admin_commands.rotate_credentials()
     if command == "grant-runtime-role":
-        for statement in anyio.run(_grant_runtime_role, args.role):
-            log.info("%s", statement)
-        return 0
-    return doctor(args.json, settings.multi_tenant)
+        return admin_commands.grant_runtime_role(args.role)
+    return admin_commands.doctor(args.json, settings.multi_tenant)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -7,14 +7,14 @@ became a bare error with code 0 ("Error rendering prompt crawl_site") and an ERR
 the server log per call.
 """
 
+import inspect
 from collections.abc import Callable, Mapping
-from typing import Annotated, Any
+from typing import Annotated, Any, get_type_hints
 
 from mcp.server.mcpserver import MCPServer
-from mcp.server.mcpserver.utilities.func_metadata import func_metadata
 from mcp.shared.exceptions import MCPError
 from mcp_types import INVALID_PARAMS
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, create_model
 from pydantic_core import ErrorDetails
 
 from bughive_mcp.state import AppState
@@ -80,9 +80,21 @@ PROMPTS: dict[str, tuple[Callable[..., str], str]] = {
     "triage_bugs": (triage_bugs, "Triage a session's bugs"),
 }
 
-# The arguments of each prompt as the SDK validates them (the same model, built the same way).
+
+def arguments_model(fn: Callable[..., str]) -> type[BaseModel]:
+    """The arguments of prompt function ``fn`` as a model: its parameters, their annotated
+    constraints and defaults. The SDK renders a prompt through ``pydantic.validate_call(fn)``,
+    which validates by the same annotations."""
+    hints = get_type_hints(fn, include_extras=True)
+    fields: dict[str, Any] = {
+        name: (hints[name], ... if param.default is inspect.Parameter.empty else param.default)
+        for name, param in inspect.signature(fn).parameters.items()
+    }
+    return create_model(f"{fn.__name__}_arguments", **fields)
+
+
 _ARGUMENT_MODELS: dict[str, type[BaseModel]] = {
-    name: func_metadata(fn, structured_output=False).arg_model for name, (fn, _) in PROMPTS.items()
+    name: arguments_model(fn) for name, (fn, _) in PROMPTS.items()
 }
 
 

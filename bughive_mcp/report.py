@@ -12,10 +12,11 @@ from datetime import UTC, datetime
 
 from pydantic import BaseModel, Field
 
+from db.bug_schemas import BugStatistics, ReportBug
 from db.connection.unit_of_work import UnitOfWork
 from db.enums import BugCategory, BugPriority, PageStatus
 from db.repositories import BugRepository, CrawlSessionRepository
-from db.schemas import BugStatistics, ReportBug, SessionStatistics
+from db.schemas import SessionStatistics
 
 MAX_REPORT_BUGS = 200
 

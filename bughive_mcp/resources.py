@@ -97,25 +97,19 @@ def described(fn: Callable[..., Any]) -> str:
     return " ".join(inspect.cleandoc(fn.__doc__ or "").replace("``", "").split())
 
 
+_SESSION = "bughive://sessions/{session_id}"
+_MARKDOWN, _JSON = "text/markdown", "application/json"
+# Each resource: the function that reads it (its docstring is the description), its URI, name,
+# title and MIME type.
+RESOURCES: tuple[tuple[Callable[..., Any], str, str, str, str], ...] = (
+    (session_report, f"{_SESSION}/report", "session_report", "Crawl session report", _MARKDOWN),
+    (session_graph, f"{_SESSION}/graph", "session_graph", "Crawl session navigation graph", _JSON),
+    (data_model, "bughive://schema", "schema", "BugHive data model", _MARKDOWN),
+)
+
+
 def register_resources(server: MCPServer[AppState]) -> None:
-    server.resource(
-        "bughive://sessions/{session_id}/report",
-        name="session_report",
-        title="Crawl session report",
-        description=described(session_report),
-        mime_type="text/markdown",
-    )(session_report)
-    server.resource(
-        "bughive://sessions/{session_id}/graph",
-        name="session_graph",
-        title="Crawl session navigation graph",
-        description=described(session_graph),
-        mime_type="application/json",
-    )(session_graph)
-    server.resource(
-        "bughive://schema",
-        name="schema",
-        title="BugHive data model",
-        description=described(data_model),
-        mime_type="text/markdown",
-    )(data_model)
+    for read, uri, name, title, mime_type in RESOURCES:
+        server.resource(
+            uri, name=name, title=title, description=described(read), mime_type=mime_type
+        )(read)

@@ -67,6 +67,21 @@ def _tenant() -> Mapped[str]:
     return mapped_column(String(100), nullable=False, server_default=text(TENANT_DEFAULT))
 
 
+def _owned_by(table: str) -> Mapped[uuid.UUID]:
+    """A required, indexed reference to a row of ``table``: the row goes with it (CASCADE)."""
+    return mapped_column(
+        UUID(as_uuid=True),
+        ForeignKey(f"{table}.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    )
+
+
+def _json_array() -> Mapped[Any]:
+    """A JSON array, empty unless given."""
+    return mapped_column(JSONB, nullable=False, server_default=text("'[]'::jsonb"))
+
+
 def _created_at() -> Mapped[datetime]:
     return mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
 
@@ -119,12 +134,7 @@ class Page(Base):
     __tablename__ = "pages"
 
     id: Mapped[uuid.UUID] = _uuid_pk()
-    session_id: Mapped[uuid.UUID] = mapped_column(
-        UUID(as_uuid=True),
-        ForeignKey("crawl_sessions.id", ondelete="CASCADE"),
-        nullable=False,
-        index=True,
-    )
+    session_id: Mapped[uuid.UUID] = _owned_by("crawl_sessions")
     parent_page_id: Mapped[uuid.UUID | None] = mapped_column(
         UUID(as_uuid=True), ForeignKey("pages.id", ondelete="SET NULL"), index=True
     )
@@ -159,7 +169,8 @@ class Page(Base):
         CheckConstraint(_one_of("status", PageStatus), name="status"),
         CheckConstraint("attempts >= 0", name="attempts_non_negative"),
         CheckConstraint(
-            "(status = 'crawling') = (claim_token IS NOT NULL AND lease_expires_at IS NOT NULL)",
+            f"(status = '{PageStatus.CRAWLING.value}') = "
+            "(claim_token IS NOT NULL AND lease_expires_at IS NOT NULL)",
             name="lease_iff_crawling",
         ),
         Index(
@@ -168,7 +179,7 @@ class Page(Base):
             "depth",
             "discovered_at",
             "id",
-            postgresql_where=text("status = 'discovered'"),
+            postgresql_where=text(f"status = '{PageStatus.DISCOVERED.value}'"),
         ),
         Index(
             "ix_pages_leases",
@@ -196,25 +207,14 @@ class Bug(Base):
     __tablename__ = "bugs"
 
     id: Mapped[uuid.UUID] = _uuid_pk()
-    session_id: Mapped[uuid.UUID] = mapped_column(
-        UUID(as_uuid=True),
-        ForeignKey("crawl_sessions.id", ondelete="CASCADE"),
-        nullable=False,
-        index=True,
-    )
-    page_id: Mapped[uuid.UUID] = mapped_column(
-        UUID(as_uuid=True), ForeignKey("pages.id", ondelete="CASCADE"), nullable=False, index=True
-    )
+    session_id: Mapped[uuid.UUID] = _owned_by("crawl_sessions")
+    page_id: Mapped[uuid.UUID] = _owned_by("pages")
     category: Mapped[str] = mapped_column(String(50), nullable=False, index=True)
     priority: Mapped[str] = mapped_column(String(20), nullable=False, index=True)
     title: Mapped[str] = mapped_column(String(255), nullable=False, index=True)
     description: Mapped[str] = mapped_column(Text, nullable=False)
-    steps_to_reproduce: Mapped[list[str]] = mapped_column(
-        JSONB, nullable=False, server_default=text("'[]'::jsonb")
-    )
-    evidence: Mapped[list[dict[str, Any]]] = mapped_column(
-        JSONB, nullable=False, server_default=text("'[]'::jsonb")
-    )
+    steps_to_reproduce: Mapped[list[str]] = _json_array()
+    evidence: Mapped[list[dict[str, Any]]] = _json_array()
     confidence: Mapped[float] = mapped_column(Float, nullable=False, index=True)
     status: Mapped[str] = mapped_column(
         String(20), nullable=False, index=True, server_default=BugStatus.DETECTED.value
@@ -259,21 +259,10 @@ class BugOccurrence(Base):
     __tablename__ = "bug_occurrences"
 
     id: Mapped[uuid.UUID] = _uuid_pk()
-    bug_id: Mapped[uuid.UUID] = mapped_column(
-        UUID(as_uuid=True), ForeignKey("bugs.id", ondelete="CASCADE"), nullable=False, index=True
-    )
-    session_id: Mapped[uuid.UUID] = mapped_column(
-        UUID(as_uuid=True),
-        ForeignKey("crawl_sessions.id", ondelete="CASCADE"),
-        nullable=False,
-        index=True,
-    )
-    page_id: Mapped[uuid.UUID] = mapped_column(
-        UUID(as_uuid=True), ForeignKey("pages.id", ondelete="CASCADE"), nullable=False, index=True
-    )
-    evidence: Mapped[list[dict[str, Any]]] = mapped_column(
-        JSONB, nullable=False, server_default=text("'[]'::jsonb")
-    )
+    bug_id: Mapped[uuid.UUID] = _owned_by("bugs")
+    session_id: Mapped[uuid.UUID] = _owned_by("crawl_sessions")
+    page_id: Mapped[uuid.UUID] = _owned_by("pages")
+    evidence: Mapped[list[dict[str, Any]]] = _json_array()
     created_at: Mapped[datetime] = _created_at()
     tenant: Mapped[str] = _tenant()
 

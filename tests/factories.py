@@ -3,9 +3,11 @@
 import uuid
 from typing import Any
 
+from db.bug_schemas import BugFiled
 from db.connection.database import Database
+from db.page_schemas import PageCreated
 from db.repositories import BugRepository, CrawlSessionRepository, PageRepository
-from db.schemas import BugFiled, CrawlSessionPublic, PageCreated
+from db.schemas import CrawlSessionPublic
 
 
 async def make_session(

@@ -20,8 +20,8 @@ from bench.harness import (
     side_by_side,
 )
 from bench.workloads.common import BenchError, call_tool, connect
+from db.page_schemas import NewPage
 from db.repositories import PageRepository
-from db.schemas import NewPage
 
 KEY = "bulk_discovery"
 TITLE = "2. bulk discovery"

@@ -8,10 +8,10 @@ from bughive_mcp.state import AppContext, unit_of_work
 from bughive_mcp.tools.pages import MAX_JSON_BYTES, _bounded_json
 from bughive_mcp.tools.params import BugId, Limit, PageId, SessionId, Skip
 from bughive_mcp.tools.registry import tool
+from db.bug_schemas import BugFiled, BugList, BugPublic, BugStatistics, Evidence
 from db.enums import BugCategory, BugPriority, BugStatus
 from db.repositories import BugRepository
 from db.rules.untrusted import UNTRUSTED
-from db.schemas import BugFiled, BugList, BugPublic, BugStatistics, Evidence
 
 Confidence = Annotated[float, Field(ge=0, le=1, description="How sure the analysis is, 0..1.")]
 Step = Annotated[str, Field(min_length=1, max_length=1000), UNTRUSTED]

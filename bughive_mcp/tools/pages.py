@@ -9,9 +9,7 @@ from pydantic import AfterValidator, Field
 from bughive_mcp.state import AppContext, server_settings, unit_of_work
 from bughive_mcp.tools.params import HttpUrl, Limit, PageId, SessionId, Skip
 from bughive_mcp.tools.registry import tool
-from db.repositories import PageRepository
-from db.rules.untrusted import UNTRUSTED
-from db.schemas import (
+from db.page_schemas import (
     BulkCreateResult,
     ClaimResult,
     NavigationGraph,
@@ -22,6 +20,9 @@ from db.schemas import (
     PageList,
     PagePublic,
 )
+from db.repositories import PageRepository
+from db.repositories.leases import DEFAULT_LEASE_SECONDS, MAX_LEASE_SECONDS, MIN_LEASE_SECONDS
+from db.rules.untrusted import UNTRUSTED
 
 MAX_JSON_BYTES = 256 * 1024
 MAX_JSON_DEPTH = 32
@@ -59,7 +60,12 @@ AnalysisResult = Annotated[
     Field(description="The AI analysis of the page as a JSON object (≤ 256 KiB)."),
 ]
 LeaseSeconds = Annotated[
-    int, Field(ge=5, le=86_400, description="How long the page stays yours without a heartbeat.")
+    int,
+    Field(
+        ge=MIN_LEASE_SECONDS,
+        le=MAX_LEASE_SECONDS,
+        description="How long the page stays yours without a heartbeat.",
+    ),
 ]
 ClaimToken = Annotated[uuid.UUID, Field(description="claim_token from your claim.")]
 OptionalClaimToken = Annotated[
@@ -132,7 +138,7 @@ async def claim_pages_to_crawl(
     session_id: SessionId,
     ctx: AppContext,
     limit: Annotated[int, Field(ge=1, le=100, description="Pages to lease (1-100).")] = 10,
-    lease_seconds: LeaseSeconds = 300,
+    lease_seconds: LeaseSeconds = DEFAULT_LEASE_SECONDS,
 ) -> ClaimResult:
     """The way workers get work: atomically lease up to limit discovered pages (shallowest
     first) to you; no other worker gets them. At-least-once: if you do not finish a page
@@ -147,7 +153,10 @@ async def claim_pages_to_crawl(
 
 @tool("Extend page lease", toolset="frontier")
 async def extend_claim(
-    page_id: PageId, claim_token: ClaimToken, ctx: AppContext, lease_seconds: LeaseSeconds = 300
+    page_id: PageId,
+    claim_token: ClaimToken,
+    ctx: AppContext,
+    lease_seconds: LeaseSeconds = DEFAULT_LEASE_SECONDS,
 ) -> PageClaim:
     """Heartbeat for a slow analysis: renew your lease on a claimed page to lease_seconds
     from now. Fails with "lease lost" if the page was handed to another worker: then drop it."""
@@ -157,7 +166,7 @@ async def extend_claim(
 
 @tool("Mark page crawling", toolset="frontier")
 async def mark_crawling(
-    page_id: PageId, ctx: AppContext, lease_seconds: LeaseSeconds = 300
+    page_id: PageId, ctx: AppContext, lease_seconds: LeaseSeconds = DEFAULT_LEASE_SECONDS
 ) -> PageClaim:
     """Take one specific discovered page (compare-and-set discovered → crawling) with a
     lease and claim_token, as a claim does. Only one caller wins; others get an error.

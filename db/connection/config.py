@@ -31,6 +31,17 @@ def normalize_database_url(raw: str) -> str:
     return f"{ASYNC_DRIVER}://{rest}"
 
 
+def _secret_text(value: object) -> str | None:
+    """A secret setting's text as given (plain or a ``SecretStr``); None when unset or empty."""
+    if value is None or value == "":
+        return None
+    return value.get_secret_value() if isinstance(value, SecretStr) else str(value)
+
+
+def _as_url(secret: SecretStr | None) -> URL | None:
+    return None if secret is None else make_url(secret.get_secret_value())
+
+
 class DatabaseConfig(BaseSettings):
     """Connection and pool settings. Defaults are the production ones of the architecture notes."""
 
@@ -110,10 +121,8 @@ class DatabaseConfig(BaseSettings):
     @field_validator("encryption_key", mode="before")
     @classmethod
     def _check_encryption_keys(cls, value: object) -> object:
-        if value is None or value == "":
-            return None
-        raw = value.get_secret_value() if isinstance(value, SecretStr) else str(value)
-        return SecretStr(",".join(parse_keys(raw)))
+        raw = _secret_text(value)
+        return None if raw is None else SecretStr(",".join(parse_keys(raw)))
 
     @property
     def encryption_keys(self) -> list[str]:
@@ -125,24 +134,18 @@ class DatabaseConfig(BaseSettings):
     @field_validator("database_url", "database_read_url", mode="before")
     @classmethod
     def _normalize_url(cls, value: object) -> object:
-        if value is None or value == "":
-            return None
-        raw = value.get_secret_value() if isinstance(value, SecretStr) else str(value)
-        return SecretStr(normalize_database_url(raw))
+        raw = _secret_text(value)
+        return None if raw is None else SecretStr(normalize_database_url(raw))
 
     @property
     def url(self) -> URL | None:
         """The URL as SQLAlchemy understands it; its ``str()`` and ``repr()`` mask the password."""
-        if self.database_url is None:
-            return None
-        return make_url(self.database_url.get_secret_value())
+        return _as_url(self.database_url)
 
     @property
     def read_url(self) -> URL | None:
         """The read replica's URL, or None when reads go to the primary too."""
-        if self.database_read_url is None:
-            return None
-        return make_url(self.database_read_url.get_secret_value())
+        return _as_url(self.database_read_url)
 
     @property
     def safe_url(self) -> str:

@@ -6,14 +6,14 @@ import functools
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from enum import StrEnum
-from typing import Any, NoReturn, TypeVar
+from typing import Any, Generic, NoReturn, TypeVar
 
 from pydantic import BaseModel
 
 from db.connection.unit_of_work import UnitOfWork
 from db.errors import InvalidArgument, InvalidTransition, NotFound
 from db.repositories.statements import Statement, family
-from db.schemas import Pagination
+from db.schema_base import Pagination
 
 ItemT = TypeVar("ItemT", bound=BaseModel)
 
@@ -117,29 +117,37 @@ def listed_rows(
     return items, Pagination.of(int(rows[0]["total"]), skip, limit, len(items))
 
 
-def transition_statement(
-    name: str,
-    table: str,
-    allowed_from: Iterable[StrEnum],
-    assignments: str,
-    *,
-    returns: type[BaseModel],
-    where: str = "",
-) -> Statement:
-    """A compare-and-set status change of one row (``:id``): ``UPDATE … WHERE status IN
-    (allowed) … RETURNING``, so two concurrent callers can never both win; no row — it
-    matched nothing (the caller asks why). ``assignments``: the ``SET`` list, ``:named``
+class Transition(Generic[ItemT]):
+    """A status change of one row, defined once. Its statement, named "{table} {action}", is
+    the compare-and-set ``UPDATE … WHERE id = :id AND status IN (allowed_from) … RETURNING``,
+    so two concurrent callers can never both win; no row: it matched nothing, and
+    :meth:`Repository._transition` says why ("cannot {action} …", naming ``allowed_from``).
+    The changed row is read into ``returns``. ``assignments``: the ``SET`` list, ``:named``
     parameters named after their columns; ``updated_at`` is set here, for every change."""
-    return Statement(
-        name,
-        f"""
+
+    def __init__(
+        self,
+        table: str,
+        action: str,
+        allowed_from: Iterable[StrEnum],
+        assignments: str,
+        *,
+        returns: type[ItemT],
+    ) -> None:
+        self.table = table
+        self.action = action
+        self.allowed_from = tuple(allowed_from)
+        self.returns = returns
+        self.statement = Statement(
+            f"{table} {action}",
+            f"""
 UPDATE {table} SET {assignments}, updated_at = now()
-WHERE id = :id AND status IN ({sql_list(allowed_from)}){where}
+WHERE id = :id AND status IN ({sql_list(self.allowed_from)})
 RETURNING *, {RETURNING_XID}
 """,
-        writes=True,
-        returns=returns,
-    )
+            writes=True,
+            returns=returns,
+        )
 
 
 class Repository:
@@ -185,25 +193,17 @@ class Repository:
         return item.model_validate(dict(row))
 
     async def _transition(
-        self,
-        statement: Statement,
-        entity_id: uuid.UUID,
-        *,
-        action: str,
-        allowed_from: Iterable[str],
-        **params: Any,
-    ) -> Mapping[str, Any]:
-        """Run a :func:`transition_statement`; on a miss, one read tells *why* (missing row vs
-        wrong status)."""
-        row = await statement.fetchrow(self.session, id=entity_id, **params)
+        self, change: Transition[ItemT], entity_id: uuid.UUID, **params: Any
+    ) -> ItemT:
+        """Make the status change; on a miss, one read tells *why* (missing row vs wrong
+        status)."""
+        row = await change.statement.fetchrow(self.session, id=entity_id, **params)
         if row is None:
-            table = statement.name.split(" ", 1)[0]
             await self._refuse_transition(
-                table, entity_id, action=action, allowed_from=allowed_from
+                change.table, entity_id, action=change.action, allowed_from=change.allowed_from
             )
         self.session.remember_transaction_id(row["xid"])
-        found: Mapping[str, Any] = row
-        return found
+        return change.returns.model_validate(dict(row))
 
     async def _refuse_transition(
         self, table: str, entity_id: uuid.UUID, *, action: str, allowed_from: Iterable[str]
@@ -240,7 +240,7 @@ ROW_OF = {
 
 
 def _sample_listing() -> Statement:
-    from db.schemas import PagePublic
+    from db.page_schemas import PagePublic
 
     return listing_statement(
         "pages", ("status = :status",), "depth, id", 0, 10, of_session=True, returns=PagePublic

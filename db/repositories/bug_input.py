@@ -6,9 +6,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from db.bug_schemas import Evidence
 from db.enums import BugCategory, BugPriority, BugStatus
 from db.errors import InvalidArgument
-from db.schemas import Evidence
 
 MAX_STEPS = 50
 MAX_STEP_LENGTH = 1_000

@@ -7,13 +7,13 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from db.bug_schemas import BugList, BugPublic, BugStatistics, ReportBug
 from db.connection.unit_of_work import reads
 from db.enums import BugCategory, BugPriority, BugStatus
 from db.errors import NotFound
 from db.repositories.base import Repository, count_filters_sql, counts_from_row, listed_rows
 from db.repositories.bug_input import confidence_of, enum_value
 from db.repositories.statements import Statement, family
-from db.schemas import BugList, BugPublic, BugStatistics, ReportBug
 
 
 def _most_urgent(bug: str = "") -> str:

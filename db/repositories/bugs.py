@@ -7,23 +7,20 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from db.connection.unit_of_work import writes
-from db.enums import BugCategory, BugPriority, BugStatus
-from db.errors import InvalidArgument, InvalidTransition, NotFound
-from db.repositories.base import (
-    RETURNING_XID,
-    transition_statement,
-)
-from db.repositories.bug_input import confidence_of, enum_value, evidence_of, steps_of
-from db.repositories.bug_queries import BugQueries
-from db.repositories.sessions import raise_counter_sql
-from db.repositories.statements import Statement
-from db.rules.fingerprint import bug_fingerprint
-from db.schemas import (
+from db.bug_schemas import (
     BugFiled,
     BugPublic,
     Evidence,
 )
+from db.connection.unit_of_work import writes
+from db.enums import BugCategory, BugPriority, BugStatus
+from db.errors import InvalidArgument, InvalidTransition, NotFound
+from db.repositories.base import Transition
+from db.repositories.bug_input import confidence_of, enum_value, evidence_of, steps_of
+from db.repositories.bug_queries import BugQueries
+from db.repositories.sessions import counting_statement
+from db.repositories.statements import Statement
+from db.rules.fingerprint import bug_fingerprint
 
 # create_bug's statements, in the lock order of every write (db.repositories): the bug, the
 # session's counter, then the occurrence. First the page's session and URL (the fingerprint
@@ -35,10 +32,7 @@ PAGE_OF_BUG = Statement(
 # returned (the no-op DO UPDATE) with ``created`` false; a new bug raises the session's
 # bugs_found. The row comes back whole with the transaction's id, so nothing is read back and
 # the unit of work need not ask for the id.
-FILE_BUG = Statement(
-    "bugs file",
-    f"""
-WITH bug AS (
+_FILING = """
     INSERT INTO bugs (session_id, page_id, fingerprint, category, priority, title, description,
         steps_to_reproduce, evidence, confidence, expected_behavior, actual_behavior,
         affected_users, browser_info)
@@ -47,13 +41,13 @@ WITH bug AS (
         :affected_users, :browser_info)
     ON CONFLICT (session_id, fingerprint) DO UPDATE SET fingerprint = bugs.fingerprint
     RETURNING *, (xmax = 0) AS created
-), counted AS (
-    {raise_counter_sql("bugs_found", "1", "id = :session_id AND (SELECT created FROM bug)")}
-    RETURNING id
-)
-SELECT bug.*, {RETURNING_XID} FROM bug
-""",
-    writes=True,
+"""
+FILE_BUG = counting_statement(
+    "bugs file",
+    "bug",
+    _FILING,
+    counter="bugs_found",
+    where="id = :session_id AND (SELECT created FROM bug)",
     returns=BugFiled,
 )
 # Last, the page becomes an occurrence of the bug unless it already was one (the unique
@@ -76,26 +70,25 @@ RETURNING occurrences, updated_at
 """,
     writes=True,
 )
-VALIDATE_BUG = transition_statement(
-    "bugs validate",
+VALIDATE_BUG = Transition(
     "bugs",
+    "validate",
     [BugStatus.DETECTED],
     f"status = '{BugStatus.VALIDATED.value}'",
     returns=BugPublic,
 )
-REPORT_BUG = transition_statement(
-    "bugs report",
+REPORT_BUG = Transition(
     "bugs",
+    "report",
     [BugStatus.VALIDATED],
     f"status = '{BugStatus.REPORTED.value}', linear_issue_id = :linear_issue_id, "
     "linear_issue_url = :linear_issue_url, reported_at = now()",
     returns=BugPublic,
 )
-_DISMISSIBLE = [BugStatus.DETECTED, BugStatus.VALIDATED, BugStatus.REPORTED]
-DISMISS_BUG = transition_statement(
-    "bugs dismiss",
+DISMISS_BUG = Transition(
     "bugs",
-    _DISMISSIBLE,
+    "dismiss",
+    [BugStatus.DETECTED, BugStatus.VALIDATED, BugStatus.REPORTED],
     f"status = '{BugStatus.DISMISSED.value}', dismissed_reason = :dismissed_reason, "
     "dismissed_at = now()",
     returns=BugPublic,
@@ -178,10 +171,7 @@ class BugRepository(BugQueries):
     @writes
     async def mark_validated(self, bug_id: uuid.UUID) -> BugPublic:
         """detected → validated: a human or a second pass confirmed the bug."""
-        row = await self._transition(
-            VALIDATE_BUG, bug_id, action="validate", allowed_from=[BugStatus.DETECTED]
-        )
-        return BugPublic.model_validate(dict(row))
+        return await self._transition(VALIDATE_BUG, bug_id)
 
     @writes
     async def mark_reported(
@@ -193,11 +183,9 @@ class BugRepository(BugQueries):
         returns the bug unchanged (a retry after a lost answer is safe); reported as another
         issue, it is an :class:`InvalidTransition` as before."""
         try:
-            row = await self._transition(
+            return await self._transition(
                 REPORT_BUG,
                 bug_id,
-                action="report",
-                allowed_from=[BugStatus.VALIDATED],
                 linear_issue_id=linear_issue_id,
                 linear_issue_url=linear_issue_url,
             )
@@ -207,16 +195,8 @@ class BugRepository(BugQueries):
                 if bug.linear_issue_id == linear_issue_id:
                     return bug
             raise
-        return BugPublic.model_validate(dict(row))
 
     @writes
     async def dismiss(self, bug_id: uuid.UUID, reason: str) -> BugPublic:
         """any status → dismissed (a false positive, a duplicate, won't fix), with the reason."""
-        row = await self._transition(
-            DISMISS_BUG,
-            bug_id,
-            action="dismiss",
-            allowed_from=_DISMISSIBLE,
-            dismissed_reason=reason,
-        )
-        return BugPublic.model_validate(dict(row))
+        return await self._transition(DISMISS_BUG, bug_id, dismissed_reason=reason)

@@ -18,15 +18,8 @@ from pydantic import ValidationError
 
 from db.connection.unit_of_work import writes
 from db.errors import InvalidArgument, InvalidTransition, NotFound, OutOfScope
-from db.repositories.base import Repository
-from db.repositories.session_reads import OPEN_SESSION_STATUSES
-from db.repositories.sessions import CrawlSessionRepository
-from db.repositories.statements import Statement
-from db.rules.scope import CrawlScope
-from db.rules.secrets import without_credentials
-from db.schemas import (
+from db.page_schemas import (
     BulkCreateResult,
-    CrawlConfig,
     DuplicateUrl,
     NewPage,
     PageCreated,
@@ -34,6 +27,13 @@ from db.schemas import (
     PageRef,
     RefusedPage,
 )
+from db.repositories.base import Repository
+from db.repositories.session_reads import OPEN_SESSION_STATUSES
+from db.repositories.sessions import CrawlSessionRepository
+from db.repositories.statements import Statement
+from db.rules.scope import CrawlScope
+from db.rules.secrets import without_credentials
+from db.schemas import CrawlConfig
 
 MAX_BULK_PAGES = 10_000
 # New pages per INSERT of bulk_create: each chunk written is one progress report.

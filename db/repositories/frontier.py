@@ -22,7 +22,8 @@ from db.errors import (
     InvalidTransition,
     NotFound,
 )
-from db.repositories.base import RETURNING_XID, Repository, sql_list, transition_statement
+from db.page_schemas import ClaimResult, PageClaim, PagePublic
+from db.repositories.base import RETURNING_XID, Repository, Transition, sql_list
 from db.repositories.leases import (
     DEFAULT_LEASE_SECONDS,
     DEFAULT_MAX_ATTEMPTS,
@@ -34,9 +35,8 @@ from db.repositories.leases import (
     fenced_refusal,
 )
 from db.repositories.session_reads import OPEN_SESSION_STATUSES
-from db.repositories.sessions import raise_counter_sql
+from db.repositories.sessions import counting_statement
 from db.repositories.statements import Statement, family
-from db.schemas import ClaimResult, PageClaim, PagePublic
 
 MAX_CLAIM = 100
 # A claim reports how many pages still wait, but counts no further than this (docs/benchmarks.md:
@@ -49,10 +49,7 @@ _DISCOVERED = f"'{PageStatus.DISCOVERED.value}'"
 # mark_analyzed in one statement: crawling → analyzed for page :id — only while :claim_token
 # holds it, when one is given — with the analysis, and the session's pages_crawled raised with
 # it. No row: the page was not changed (the caller asks why).
-FINISH_PAGE = Statement(
-    "pages finish",
-    f"""
-WITH finished AS (
+_FINISHING = f"""
     UPDATE pages
     SET status = '{PageStatus.ANALYZED.value}', title = :title, screenshot_url = :screenshot_url,
         analysis_result = :analysis_result, response_time_ms = :response_time_ms,
@@ -62,17 +59,17 @@ WITH finished AS (
     WHERE id = :id AND status = {_CRAWLING}
         AND (CAST(:claim_token AS uuid) IS NULL OR claim_token = :claim_token)
     RETURNING *
-), counted AS (
-    {raise_counter_sql("pages_crawled", "1", "id = (SELECT session_id FROM finished)")}
-    RETURNING id
-)
-SELECT finished.*, {RETURNING_XID} FROM finished
-""",
-    writes=True,
+"""
+FINISH_PAGE = counting_statement(
+    "pages finish",
+    "finished",
+    _FINISHING,
+    counter="pages_crawled",
+    where="id = (SELECT session_id FROM finished)",
     returns=PagePublic,
 )
-MARK_CRAWLING = transition_statement(
-    "pages mark crawling", "pages", [PageStatus.DISCOVERED], LEASE_GRANTED, returns=PageClaim
+MARK_CRAWLING = Transition(
+    "pages", "mark crawling", [PageStatus.DISCOVERED], LEASE_GRANTED, returns=PageClaim
 )
 EXTEND_CLAIM = Statement(
     "pages extend claim",
@@ -89,9 +86,9 @@ _ERROR_SET = (
     f"status = '{PageStatus.ERROR.value}', error_message = :error_message, crawled_at = now(), "
     f"{LEASE_ENDED}"
 )
-MARK_ERROR = transition_statement(
-    "pages mark error",
+MARK_ERROR = Transition(
     "pages",
+    "mark error",
     [PageStatus.DISCOVERED, PageStatus.CRAWLING],
     _ERROR_SET,
     returns=PagePublic,
@@ -257,14 +254,9 @@ class PageFrontier(Repository):
     ) -> PageClaim:
         """Take one discovered page (compare-and-set discovered → crawling): only one caller
         can win a page. Returns it with a ``claim_token`` and a lease, like a claim."""
-        row = await self._transition(
-            MARK_CRAWLING,
-            page_id,
-            action="mark crawling",
-            allowed_from=[PageStatus.DISCOVERED],
-            lease_seconds=check_lease(lease_seconds),
+        return await self._transition(
+            MARK_CRAWLING, page_id, lease_seconds=check_lease(lease_seconds)
         )
-        return PageClaim.model_validate(dict(row))
 
     @writes
     async def extend_claim(
@@ -346,16 +338,9 @@ class PageFrontier(Repository):
     ) -> PagePublic:
         """discovered | crawling → error, with the reason (e.g. a timeout or a 5xx); fenced
         like ``mark_analyzed`` when ``claim_token`` is given."""
-        if claim_token is not None:
-            row = await self._fenced(
-                MARK_ERROR_FENCED, page_id, claim_token, error_message=error_message
-            )
-        else:
-            row = await self._transition(
-                MARK_ERROR,
-                page_id,
-                action="mark error",
-                allowed_from=[PageStatus.DISCOVERED, PageStatus.CRAWLING],
-                error_message=error_message,
-            )
+        if claim_token is None:
+            return await self._transition(MARK_ERROR, page_id, error_message=error_message)
+        row = await self._fenced(
+            MARK_ERROR_FENCED, page_id, claim_token, error_message=error_message
+        )
         return PagePublic.model_validate(dict(row))

@@ -65,15 +65,15 @@ def fenced_refusal(
         )
     if status == PageStatus.ERROR:
         return Conflict(
-            f"page {page_id} is already finished with status 'error', so the claim_token holds "
-            "nothing now; nothing was changed. Drop this page and claim new work "
-            "(claim_pages_to_crawl)"
+            f"page {page_id} is already finished with status '{PageStatus.ERROR.value}', so the "
+            "claim_token holds nothing now; nothing was changed. Drop this page and claim new "
+            "work (claim_pages_to_crawl)"
         )
     if status == PageStatus.DISCOVERED:
         return InvalidArgument(
             "claim_token",
-            f"page {page_id} is not claimed (status 'discovered'), so no claim_token holds it; "
-            "nothing was changed. Get work with claim_pages_to_crawl",
+            f"page {page_id} is not claimed (status '{PageStatus.DISCOVERED.value}'), so no "
+            "claim_token holds it; nothing was changed. Get work with claim_pages_to_crawl",
         )
     if lease["claim_token"] == claim_token:  # matched by the time of the read: it raced
         return ConcurrentUpdate()

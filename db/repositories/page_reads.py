@@ -9,6 +9,14 @@ from typing import Any
 from db.connection.unit_of_work import reads
 from db.enums import BugCategory, BugPriority, PageStatus
 from db.errors import InvalidArgument, NotFound
+from db.page_schemas import (
+    GraphEdge,
+    GraphNode,
+    NavigationGraph,
+    PageAnalytics,
+    PageList,
+    PagePublic,
+)
 from db.repositories.base import (
     Repository,
     check_page_bounds,
@@ -18,14 +26,6 @@ from db.repositories.base import (
     listing_statement,
 )
 from db.repositories.statements import Statement, family
-from db.schemas import (
-    GraphEdge,
-    GraphNode,
-    NavigationGraph,
-    PageAnalytics,
-    PageList,
-    PagePublic,
-)
 
 MAX_GRAPH_NODES = 5_000
 _FRONTIER = (f"status = '{PageStatus.DISCOVERED.value}'",)

@@ -7,18 +7,14 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any, NoReturn
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from sqlalchemy import Numeric
 
 from db.connection.unit_of_work import writes
 from db.enums import PageStatus, SessionStatus
 from db.errors import Conflict, CounterLimit, InvalidArgument, InvalidTransition, NotFound
 from db.models import TENANT_DEFAULT, CrawlSession
-from db.repositories.base import (
-    RETURNING_XID,
-    sql_list,
-    transition_statement,
-)
+from db.repositories.base import RETURNING_XID, Transition, sql_list
 from db.repositories.leases import LEASE_ENDED
 from db.repositories.session_reads import OPEN_SESSION_STATUSES, SessionReads
 from db.repositories.statements import Statement
@@ -53,6 +49,26 @@ def raise_counter_sql(column: str, amount: str, where: str) -> str:
         f"UPDATE crawl_sessions SET {column} = {column} + {amount}, updated_at = now() "
         f"WHERE {where}"
     )
+
+
+def counting_statement(
+    name: str, alias: str, write: str, *, counter: str, where: str, returns: type[BaseModel]
+) -> Statement:
+    """A write of the crawl loop and the session counter it raises by one, in one statement:
+    ``write`` (an ``INSERT`` or ``UPDATE … RETURNING``, named ``alias``) first, then the
+    ``counter`` of the session that ``where`` picks (it may ask ``alias`` whether the write
+    counts); the written rows come back, read into ``returns``, with the transaction's id."""
+    body = write.strip("\n")
+    sql = f"""
+WITH {alias} AS (
+{body}
+), counted AS (
+    {raise_counter_sql(counter, "1", where)}
+    RETURNING id
+)
+SELECT {alias}.*, {RETURNING_XID} FROM {alias}
+"""
+    return Statement(name, sql, writes=True, returns=returns)
 
 
 def _counter(column: str, where: str = "") -> Statement:
@@ -115,23 +131,23 @@ SESSION_OF_KEY = Statement(
     writes=False,
     returns=CrawlSessionPublic,
 )
-START_SESSION = transition_statement(
-    "crawl_sessions start",
+START_SESSION = Transition(
     "crawl_sessions",
+    "start",
     [SessionStatus.PENDING],
     f"status = '{SessionStatus.RUNNING.value}', started_at = now()",
     returns=CrawlSessionPublic,
 )
-COMPLETE_SESSION = transition_statement(
-    "crawl_sessions complete",
+COMPLETE_SESSION = Transition(
     "crawl_sessions",
+    "complete",
     [SessionStatus.RUNNING],
     f"status = '{SessionStatus.COMPLETED.value}', completed_at = now(), error_message = NULL",
     returns=CrawlSessionPublic,
 )
-FAIL_SESSION = transition_statement(
-    "crawl_sessions fail",
+FAIL_SESSION = Transition(
     "crawl_sessions",
+    "fail",
     [SessionStatus.PENDING, SessionStatus.RUNNING],
     f"status = '{SessionStatus.FAILED.value}', completed_at = now(), "
     "error_message = :error_message",
@@ -218,10 +234,7 @@ class CrawlSessionRepository(SessionReads):
     @writes
     async def start_session(self, session_id: uuid.UUID) -> CrawlSessionPublic:
         """pending → running; sets ``started_at``."""
-        row = await self._transition(
-            START_SESSION, session_id, action="start", allowed_from=[SessionStatus.PENDING]
-        )
-        return CrawlSessionPublic.model_validate(dict(row))
+        return await self._transition(START_SESSION, session_id)
 
     @writes
     async def complete_session(
@@ -249,21 +262,9 @@ class CrawlSessionRepository(SessionReads):
         # A refused status change below rolls this back with the rest.
         stopped = await STOP_CRAWLING.execute(self.session, session_id=session_id)
         if success:
-            row = await self._transition(
-                COMPLETE_SESSION,
-                session_id,
-                action="complete",
-                allowed_from=[SessionStatus.RUNNING],
-            )
+            public = await self._transition(COMPLETE_SESSION, session_id)
         else:
-            row = await self._transition(
-                FAIL_SESSION,
-                session_id,
-                action="fail",
-                allowed_from=[SessionStatus.PENDING, SessionStatus.RUNNING],
-                error_message=error_message,
-            )
-        public = CrawlSessionPublic.model_validate(dict(row))
+            public = await self._transition(FAIL_SESSION, session_id, error_message=error_message)
         return SessionCompleted(
             **dict(public),
             unfinished_pages={PageStatus.DISCOVERED: discovered, PageStatus.CRAWLING: stopped},

@@ -3,10 +3,12 @@ legal paths, so life-cycle tests can start from any state."""
 
 import uuid
 
+from db.bug_schemas import BugPublic
 from db.connection.database import Database
 from db.enums import BugStatus, PageStatus, SessionStatus
+from db.page_schemas import PagePublic
 from db.repositories import BugRepository, CrawlSessionRepository, PageRepository
-from db.schemas import BugPublic, CrawlSessionPublic, PagePublic
+from db.schemas import CrawlSessionPublic
 from tests.factories import make_bug, make_page, make_session
 
 

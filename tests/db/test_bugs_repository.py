@@ -10,11 +10,11 @@ from typing import Any
 import asyncpg
 import pytest
 
+from db.bug_schemas import BugPublic, Evidence
 from db.connection.database import Database
 from db.enums import BugCategory, BugPriority, BugStatus, EvidenceType
 from db.errors import InvalidArgument, InvalidTransition, NotFound
 from db.repositories import BugRepository
-from db.schemas import BugPublic, Evidence
 from tests.db.states import bug_in, bug_title
 from tests.factories import make_bug, make_page, make_session
 

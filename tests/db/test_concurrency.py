@@ -18,8 +18,8 @@ from db.connection.database import Database
 from db.connection.unit_of_work import UnitOfWork
 from db.enums import PageStatus
 from db.errors import InvalidTransition
+from db.page_schemas import NewPage
 from db.repositories import BugRepository, CrawlSessionRepository, PageRepository
-from db.schemas import NewPage
 from tests.conftest import make_config
 from tests.db.states import bug_title
 from tests.factories import make_page, make_session

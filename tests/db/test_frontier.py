@@ -11,9 +11,9 @@ from sqlalchemy import text
 from db.connection.database import Database
 from db.enums import PageStatus
 from db.errors import Conflict, InvalidTransition, LeaseLost
+from db.page_schemas import ClaimResult
 from db.repositories import CrawlSessionRepository, PageRepository
 from db.repositories.pages import claim_statement
-from db.schemas import ClaimResult
 from tests.factories import make_session
 
 

@@ -14,8 +14,8 @@ import pytest
 
 from db.connection.database import Database
 from db.errors import ConcurrentUpdate
+from db.page_schemas import NewPage
 from db.repositories import CrawlSessionRepository, PageRepository
-from db.schemas import NewPage
 from tests.factories import make_page, make_session
 
 SITE = "https://docs.example"

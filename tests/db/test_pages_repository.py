@@ -13,8 +13,8 @@ import pytest
 from db.connection.database import Database
 from db.enums import BugCategory, BugPriority, PageStatus, SessionStatus
 from db.errors import InvalidArgument, InvalidTransition, NotFound
+from db.page_schemas import NewPage, PagePublic
 from db.repositories import PageRepository
-from db.schemas import NewPage, PagePublic
 from tests.conftest import record_queries
 from tests.db.states import bug_title, page_in, session_in
 from tests.factories import make_bug, make_page, make_session
