@@ -11,7 +11,10 @@ other but never in a cycle (a deadlock):
    unique ``(url, session_id)`` index);
 3. bugs, then their occurrences (``create_bug``);
 4. the ``crawl_sessions`` row, **last**: its counters (``pages_discovered``, ``pages_crawled``,
-   ``bugs_found``, ``total_cost``) and status changes.
+   ``bugs_found``, ``total_cost``) and status changes. After it, a write touches only rows it
+   has locked already or has just inserted, which no other transaction can see or wait for:
+   ``create_bug`` raises ``bugs_found`` in the statement that files the bug, then inserts the
+   occurrence and bumps that same bug's count.
 
 Foreign-key checks take ``KEY SHARE`` locks on parent rows, which conflict with none of these
 updates (none changes a key). Reads lock nothing. A new write statement takes its place in

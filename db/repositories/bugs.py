@@ -22,8 +22,9 @@ from db.repositories.sessions import counting_statement
 from db.repositories.statements import Statement
 from db.rules.fingerprint import bug_fingerprint
 
-# create_bug's statements, in the lock order of every write (db.repositories): the bug, the
-# session's counter, then the occurrence. First the page's session and URL (the fingerprint
+# create_bug's statements, in the lock order of every write (db.repositories): the bug, then the
+# session's counter; the occurrence comes after, but locks only the new occurrence row and the
+# bug this transaction already holds. First the page's session and URL (the fingerprint
 # needs the URL):
 PAGE_OF_BUG = Statement(
     "pages of bug", "SELECT session_id, url FROM pages WHERE id = :id", writes=False
