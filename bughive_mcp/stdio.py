@@ -19,11 +19,11 @@ for either, so BugHive reads stdin itself:
 - each refused line is logged once on stderr (its number, size and what is wrong, never its
   content); blank lines are skipped.
 
-Valid messages reach the server as they would through the SDK's transport: the low-level
-server's public ``run(read_stream, write_stream, initialization_options)`` on memory streams,
-which is what ``MCPServer.run_stdio_async`` calls.
+Valid messages reach the server through the SDK's own transport (``run_stdio_async``), which
+reads them from a pipe this module fills (see :func:`serve_stdio`).
 """
 
+import contextlib
 import io
 import json
 import logging
@@ -37,9 +37,7 @@ from typing import Any
 import anyio
 import pydantic_core
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
-from mcp.server.lowlevel.server import Server
 from mcp.server.mcpserver import MCPServer
-from mcp.shared.message import SessionMessage
 from mcp_types import (
     INVALID_REQUEST,
     PARSE_ERROR,
@@ -142,90 +140,136 @@ def _what_is_wrong(decoded: Any) -> str:
 
 
 async def serve_stdio(server: MCPServer[Any]) -> None:
-    """Serve ``server`` on this process's stdin and stdout until stdin closes; what
-    ``server.run_stdio_async()`` does, with an answer for every invalid line."""
-    lowlevel = _lowlevel_server(server)
-    with _protocol_streams() as (wire_in, wire_out):
-        to_server, from_client = anyio.create_memory_object_stream[SessionMessage | Exception](0)
-        to_client, from_server = anyio.create_memory_object_stream[SessionMessage](0)
-        async with anyio.create_task_group() as tasks:
-            tasks.start_soon(_read_lines, wire_in, to_server, to_client.clone())
-            tasks.start_soon(_write_lines, wire_out, from_server)
-            await lowlevel.run(from_client, to_client, lowlevel.create_initialization_options())
+    """Serve ``server`` on this process's stdin and stdout until stdin closes: the SDK's own
+    ``server.run_stdio_async()``, with an answer for every invalid line.
+
+    The SDK's transport runs on two pipes put in place of fd 0 and fd 1 (:func:`_sdk_pipes`):
+    this module reads the client's lines, passes the valid ones into the SDK's input pipe and
+    answers the others itself, and copies the SDK's output to the client a whole line at a
+    time, between its own answers, so two answers never interleave on the wire."""
+    with _sdk_pipes() as pipes:
+        to_client, from_both = anyio.create_memory_object_stream[bytes](0)
+        async with anyio.create_task_group() as writing:
+            writing.start_soon(_write_lines, pipes.client_out, from_both)
+            async with to_client, anyio.create_task_group() as copying:
+                copying.start_soon(_copy_sdk_output, pipes.sdk_out, to_client.clone())
+                async with anyio.create_task_group() as reading:
+                    reading.start_soon(
+                        _read_lines, pipes.client_in, pipes.sdk_in, to_client.clone()
+                    )
+                    try:
+                        await server.run_stdio_async()
+                    finally:
+                        # The client closed stdin (the SDK read EOF) or the server stopped.
+                        reading.cancel_scope.cancel()
+                        pipes.end_sdk_output()
 
 
-def _lowlevel_server(server: MCPServer[Any]) -> Server[Any]:
-    # MCPServer has no public accessor for its low-level server yet; the SDK's own in-memory
-    # client reads the same attribute (mcp/client/_memory.py: "TODO: Make `lowlevel_server`
-    # public"). The one private access here: switch to the public name once there is one.
-    return server._lowlevel_server
+# The last line of the SDK's output pipe, written once the SDK's transport has ended (and so
+# flushed every answer): JSON never contains a raw NUL, so no answer can look like it.
+_END_OF_SDK_OUTPUT = b"\x00end of the SDK's output\n"
 
 
-async def _read_lines(
-    wire_in: io.BufferedReader,
-    to_server: MemoryObjectSendStream[SessionMessage | Exception],
-    answers: MemoryObjectSendStream[SessionMessage],
-) -> None:
-    async with to_server, answers:
-        number = 0
-        # abandon_on_cancel: a shutdown does not wait for a line that may never come.
-        while line := await anyio.to_thread.run_sync(wire_in.readline, abandon_on_cancel=True):
-            number += 1
-            if not line.strip():
-                continue
-            read = read_message(line)
-            if isinstance(read, Refusal):
-                outcome = "answered" if read.answered else "not answered (a response)"
-                log.warning(
-                    "stdio line %d refused, %s: %d bytes; %s",
-                    number,
-                    outcome,
-                    len(line),
-                    read.message,
-                )
-                if read.answered:
-                    await answers.send(SessionMessage(read.answer()))
-                continue
-            await to_server.send(SessionMessage(read))
+@dataclass(frozen=True)
+class _Pipes:
+    client_in: io.BufferedReader  # the client's lines
+    client_out: io.BufferedWriter  # to the client
+    sdk_in: io.BufferedWriter  # the valid lines, to the SDK's transport (its fd 0)
+    sdk_out: io.BufferedReader  # what the SDK's transport writes (its fd 1)
+    sdk_out_end: int
 
-
-async def _write_lines(
-    wire_out: io.BufferedWriter, messages: MemoryObjectReceiveStream[SessionMessage]
-) -> None:
-    async with messages:
-        async for message in messages:
-            # The SDK's stdio framing: by alias, unset fields left out, one line each.
-            text = message.message.model_dump_json(by_alias=True, exclude_unset=True)
-            await anyio.to_thread.run_sync(
-                _write_line, wire_out, text.encode() + b"\n", abandon_on_cancel=True
-            )
-
-
-def _write_line(wire_out: io.BufferedWriter, line: bytes) -> None:
-    wire_out.write(line)
-    wire_out.flush()
+    def end_sdk_output(self) -> None:
+        os.write(self.sdk_out_end, _END_OF_SDK_OUTPUT)
 
 
 @contextmanager
-def _protocol_streams() -> Iterator[tuple[io.BufferedReader, io.BufferedWriter]]:
-    """The protocol's own handles on stdin and stdout. While they are in use fd 0 reads
-    /dev/null and fd 1 writes to stderr, as the SDK's stdio transport arranges, so neither a
-    child process (the embedded PostgreSQL's initdb) nor a stray write can take protocol input
-    or corrupt its output; both fds are put back on exit. The handles are never closed: a
-    reader thread abandoned at shutdown may still be blocked on stdin's."""
+def _sdk_pipes() -> Iterator[_Pipes]:
+    """The client's stdin and stdout, and two pipes on fd 0 and fd 1 for the SDK's transport,
+    which claims them as it claims a terminal (fd 0 then reads /dev/null and fd 1 writes to
+    stderr while it serves, so neither a child process — the embedded PostgreSQL's initdb — nor
+    a stray write can take protocol input or corrupt its output). The client's fds are put
+    back on exit. Nothing a reader thread may still be blocked on is closed: a thread abandoned
+    at shutdown may be waiting in it."""
     sys.stdout.flush()
-    wire_in, wire_out = os.dup(0), os.dup(1)
-    null = os.open(os.devnull, os.O_RDONLY)
+    client_in, client_out = os.dup(0), os.dup(1)
+    sdk_in_read, sdk_in_write = os.pipe()
+    sdk_out_read, sdk_out_write = os.pipe()
+    os.dup2(sdk_in_read, 0)
+    os.close(sdk_in_read)
+    os.dup2(sdk_out_write, 1)
     try:
-        os.dup2(null, 0)
-    finally:
-        os.close(null)
-    os.dup2(2, 1)
-    try:
-        yield (
-            open(wire_in, "rb", closefd=False),  # noqa: SIM115 - never closed, see above
-            open(wire_out, "wb", closefd=False),  # noqa: SIM115
+        yield _Pipes(
+            client_in=open(client_in, "rb", closefd=False),  # noqa: SIM115 - never closed
+            client_out=open(client_out, "wb", closefd=False),  # noqa: SIM115
+            sdk_in=open(sdk_in_write, "wb"),  # noqa: SIM115 - closed at the client's EOF
+            sdk_out=open(sdk_out_read, "rb", closefd=False),  # noqa: SIM115
+            sdk_out_end=sdk_out_write,
         )
     finally:
-        os.dup2(wire_in, 0)
-        os.dup2(wire_out, 1)
+        os.dup2(client_in, 0)
+        os.dup2(client_out, 1)
+
+
+async def _read_lines(
+    client_in: io.BufferedReader,
+    sdk_in: io.BufferedWriter,
+    to_client: MemoryObjectSendStream[bytes],
+) -> None:
+    """Pass the client's valid lines to the SDK, answer the others; at EOF, end the SDK's
+    input too."""
+    async with to_client:
+        try:
+            number = 0
+            # abandon_on_cancel: a shutdown does not wait for a line that may never come.
+            while line := await anyio.to_thread.run_sync(
+                client_in.readline, abandon_on_cancel=True
+            ):
+                number += 1
+                if not line.strip():
+                    continue
+                read = read_message(line)
+                if isinstance(read, Refusal):
+                    outcome = "answered" if read.answered else "not answered (a response)"
+                    log.warning(
+                        "stdio line %d refused, %s: %d bytes; %s",
+                        number,
+                        outcome,
+                        len(line),
+                        read.message,
+                    )
+                    if read.answered:
+                        answer = read.answer().model_dump_json(by_alias=True, exclude_unset=True)
+                        await to_client.send(answer.encode() + b"\n")
+                    continue
+                # In valid JSON a raw CR can only be whitespace; the SDK's text reader would
+                # take it for the end of a line.
+                await anyio.to_thread.run_sync(
+                    _write_line, sdk_in, line.replace(b"\r", b" "), abandon_on_cancel=True
+                )
+        finally:
+            with contextlib.suppress(OSError):
+                sdk_in.close()
+
+
+async def _copy_sdk_output(
+    sdk_out: io.BufferedReader, to_client: MemoryObjectSendStream[bytes]
+) -> None:
+    async with to_client:
+        while True:
+            line = await anyio.to_thread.run_sync(sdk_out.readline, abandon_on_cancel=True)
+            if not line or line == _END_OF_SDK_OUTPUT:
+                return
+            await to_client.send(line)
+
+
+async def _write_lines(
+    client_out: io.BufferedWriter, lines: MemoryObjectReceiveStream[bytes]
+) -> None:
+    async with lines:
+        async for line in lines:
+            await anyio.to_thread.run_sync(_write_line, client_out, line, abandon_on_cancel=True)
+
+
+def _write_line(out: io.BufferedWriter, line: bytes) -> None:
+    out.write(line)
+    out.flush()
