@@ -15,7 +15,7 @@ from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
 from sqlalchemy.dialects import postgresql
 
 from bughive_mcp.report import build_report, render_markdown
-from bughive_mcp.state import AppContext, AppState, unit_of_work
+from bughive_mcp.state import AppContext, AppState, in_unit_of_work
 from db.enums import BugCategory, BugPriority, BugStatus, PageStatus, SessionStatus
 from db.errors import DomainError, NotFound
 from db.models import Base
@@ -45,8 +45,9 @@ async def session_report(session_id: str, ctx: AppContext) -> str:
         await ctx.report_progress(done, total, message)
 
     try:
-        async with unit_of_work(ctx) as s:
-            report = await build_report(s, _session_id(session_id), progress)
+        report = await in_unit_of_work(
+            ctx, lambda s: build_report(s, _session_id(session_id), progress)
+        )
     except DomainError as exc:
         raise _resource_error(exc) from None
     return render_markdown(report)
@@ -56,10 +57,10 @@ async def session_graph(session_id: str, ctx: AppContext) -> str:
     """Navigation graph of a session as JSON: pages as nodes, parent → child links as edges
     (shallowest 2000 pages; ``truncated`` says when there are more)."""
     try:
-        async with unit_of_work(ctx) as s:
-            graph = await PageRepository(s).get_navigation_graph(
-                _session_id(session_id), GRAPH_NODES
-            )
+        graph = await in_unit_of_work(
+            ctx,
+            lambda s: PageRepository(s).get_navigation_graph(_session_id(session_id), GRAPH_NODES),
+        )
     except DomainError as exc:
         raise _resource_error(exc) from None
     return graph.model_dump_json()

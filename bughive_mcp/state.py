@@ -3,10 +3,10 @@ any). Nothing else is kept between tool calls, so any replica of the server can 
 
 import gc
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 from mcp.server.mcpserver import Context, MCPServer
@@ -22,6 +22,7 @@ from db.repositories.credentials import check_stored_credentials
 from db.rules.secrets import cipher_of
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass
@@ -112,8 +113,11 @@ def reads_only(ctx: AppContext) -> bool:
     return isinstance(name, str) and catalog.is_read_only(name)
 
 
-def unit_of_work(ctx: AppContext) -> AbstractAsyncContextManager[UnitOfWork]:
-    """One transaction per tool call: commits when the tool returns, rolls back if it raises.
+async def in_unit_of_work(ctx: AppContext, work: Callable[[UnitOfWork], Awaitable[T]]) -> T:
+    """``await work(uow)`` in one unit of work per tool call: committed when it returns,
+    rolled back if it raises, and run again when PostgreSQL rolled it back for a conflict
+    with a concurrent call (:meth:`Database.run`), so an agent sees "conflict" only when
+    the retries are spent.
 
     A call that cannot write (``reads_only``) runs on the read replica when one is configured,
     and may see it lag (docs/scaling.md); every other call runs on the primary — reads included,
@@ -123,7 +127,7 @@ def unit_of_work(ctx: AppContext) -> AbstractAsyncContextManager[UnitOfWork]:
     read_only = reads_only(ctx)
     db = state.read_db if state.read_db is not None and read_only else state.db
     settings = state.settings
-    return db.session(tenant=request_tenant(settings.tenant, settings.multi_tenant))
+    return await db.run(work, tenant=request_tenant(settings.tenant, settings.multi_tenant))
 
 
 def server_settings(ctx: AppContext) -> ServerSettings:

@@ -4,7 +4,7 @@ The tenant comes from the authenticated principal, never from a tool argument: o
 the bearer token (``BUGHIVE_TENANT_TOKENS``: each token acts as its tenant), on stdio from
 ``BUGHIVE_TENANT``. The HTTP middleware puts the request's tenant in :data:`current_tenant`;
 the SDK carries each message's context variables to the handler that serves it, and
-``unit_of_work`` binds the transaction to the tenant. In multi-tenant mode a call that has no
+``in_unit_of_work`` binds the transaction to the tenant. In multi-tenant mode a call that has no
 tenant is refused before it reaches the database (where it would see no rows anyway).
 """
 

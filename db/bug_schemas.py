@@ -7,7 +7,7 @@ The bug entity's models, apart from the session's (``db.schemas``) and the page'
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
@@ -58,10 +58,31 @@ class BugPublic(OutputModel):
     updated_at: datetime
 
 
-class BugFiled(BugPublic):
+class Grouping(BaseModel):
+    """Why a report was filed as a new bug or grouped with a known one: what its fingerprint
+    was made of (db/rules/fingerprint.py)."""
+
+    key: Literal["title", "dedup_key"] = Field(
+        description="title: the category and normalized title; dedup_key: the category and key."
+    )
+    scope: Literal["site", "template", "page"] | None = Field(
+        description="Where one title is one bug: the whole session (site), pages of one path "
+        "template, or one page. None with a dedup_key."
+    )
+    normalized: str = Field(description="The title (or key) as compared.")
+    fingerprint_version: int
+
+
+class FiledBugRow(BugPublic):
+    """What the filing statement returns: the bug's row, and whether it was new."""
+
     created: bool = Field(
         description="False when this is a known bug of the session (a new occurrence of it)."
     )
+
+
+class BugFiled(FiledBugRow):
+    grouping: Grouping
 
 
 class BugList(Pagination):

@@ -182,3 +182,33 @@ class NavigationGraph(BaseModel):
     edges: list[GraphEdge]
     total_nodes: int = Field(description="Pages in the session, including those not returned.")
     truncated: bool = Field(description="True when only the shallowest max_nodes were returned.")
+
+
+class NewLink(InputModel):
+    """A link found on the page being finished (``finish_page``)."""
+
+    url: Url
+    depth: int | None = Field(
+        default=None, ge=0, le=1000, description="Link depth; default: the page's depth + 1."
+    )
+
+
+class LinkCounts(BaseModel):
+    created: int = Field(description="New pages added to the frontier.")
+    known: int = Field(description="Already known, or repeats within the call (one page each).")
+    refused: int = Field(description="Outside the crawl's limits (origin, depth, patterns…).")
+
+
+class FiledBugRef(BaseModel):
+    id: uuid.UUID
+    created: bool = Field(description="False: grouped with a known bug of the session.")
+    occurrences: int
+
+
+class FinishedPage(BaseModel):
+    """What ``finish_page`` changed, in a few bytes: no row is echoed back."""
+
+    page_id: uuid.UUID
+    status: PageStatus
+    links: LinkCounts
+    bugs: list[FiledBugRef]

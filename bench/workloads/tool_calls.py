@@ -90,6 +90,7 @@ async def run(ctx: BenchContext) -> WorkloadResult:
                 "steps_to_reproduce": STEPS,
                 "evidence": EVIDENCE,
                 "confidence": 0.9,
+                "group_by": "page",  # one bug per page: every call files a new one
             }
 
         async def floor_pages() -> None:

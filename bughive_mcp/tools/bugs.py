@@ -4,17 +4,25 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field
 
-from bughive_mcp.state import AppContext, unit_of_work
+from bughive_mcp.state import AppContext, in_unit_of_work
 from bughive_mcp.tools.pages import MAX_JSON_BYTES, _bounded_json
 from bughive_mcp.tools.params import BugId, Limit, PageId, SessionId, Skip
 from bughive_mcp.tools.registry import tool
 from db.bug_schemas import BugFiled, BugList, BugPublic, BugStatistics, Evidence
 from db.enums import BugCategory, BugPriority, BugStatus
 from db.repositories import BugRepository
+from db.rules.fingerprint import Scope
 from db.rules.untrusted import UNTRUSTED
 
 Confidence = Annotated[float, Field(ge=0, le=1, description="How sure the analysis is, 0..1.")]
 Step = Annotated[str, Field(min_length=1, max_length=1000), UNTRUSTED]
+GroupBy = Annotated[
+    Scope,
+    Field(
+        description="Where one title is one bug: site (the whole session), template (pages of "
+        "one path template, /products/{n}) or page."
+    ),
+]
 
 
 @tool("File bug", toolset="bugs", idempotent=True)
@@ -42,17 +50,20 @@ async def create_bug(
         str | None,
         Field(
             max_length=255,
-            description="Same key = same bug on any page (e.g. a site-wide header defect).",
+            description="Same key = same bug on any page; overrides the title and group_by.",
         ),
         UNTRUSTED,
     ] = None,
+    group_by: GroupBy = "site",
 ) -> BugFiled:
-    """File a bug found on a page (status detected). Deduplicated: the same category + title
-    on the same kind of page (or the same dedup_key) returns the known bug with created=false
-    and one more occurrence; repeating a call adds nothing. Give concrete steps and evidence.
-    Next: mark_validated or dismiss_bug."""
-    async with unit_of_work(ctx) as s:
-        return await BugRepository(s).create_bug(
+    """File a bug found on a page (status detected). One bug per defect: the same category
+    and title (case, spacing, counts and ids ignored; status codes kept) anywhere in the
+    session is one bug with an occurrence per page — created=false, and grouping says why.
+    Repeating a call adds nothing. Give concrete steps and evidence. Next: mark_validated or
+    dismiss_bug."""
+    return await in_unit_of_work(
+        ctx,
+        lambda s: BugRepository(s).create_bug(
             session_id,
             page_id,
             category,
@@ -67,22 +78,22 @@ async def create_bug(
             affected_users=affected_users,
             browser_info=browser_info,
             dedup_key=dedup_key,
-        )
+            group_by=group_by,
+        ),
+    )
 
 
 @tool("Get bug", toolset="bugs", read_only=True)
 async def get_bug(bug_id: BugId, ctx: AppContext) -> BugPublic:
     """Read one bug with its steps, evidence, status and Linear link."""
-    async with unit_of_work(ctx) as s:
-        return await BugRepository(s).get(bug_id)
+    return await in_unit_of_work(ctx, lambda s: BugRepository(s).get(bug_id))
 
 
 @tool("Validate bug", toolset="bugs")
 async def mark_validated(bug_id: BugId, ctx: AppContext) -> BugPublic:
     """Confirm a detected bug is real (detected → validated). Next: file it in Linear, then
     mark_reported."""
-    async with unit_of_work(ctx) as s:
-        return await BugRepository(s).mark_validated(bug_id)
+    return await in_unit_of_work(ctx, lambda s: BugRepository(s).mark_validated(bug_id))
 
 
 @tool("Mark bug reported", toolset="bugs", idempotent=True)
@@ -98,8 +109,9 @@ async def mark_reported(
 ) -> BugPublic:
     """Record that a validated bug was filed in Linear (validated → reported). Repeating it
     with the same linear_issue_id returns the bug unchanged."""
-    async with unit_of_work(ctx) as s:
-        return await BugRepository(s).mark_reported(bug_id, linear_issue_id, linear_issue_url)
+    return await in_unit_of_work(
+        ctx, lambda s: BugRepository(s).mark_reported(bug_id, linear_issue_id, linear_issue_url)
+    )
 
 
 @tool("Dismiss bug", toolset="bugs")
@@ -109,8 +121,7 @@ async def dismiss_bug(
     ctx: AppContext,
 ) -> BugPublic:
     """Dismiss a bug from any status (false positive, duplicate, won't fix), with the reason."""
-    async with unit_of_work(ctx) as s:
-        return await BugRepository(s).dismiss(bug_id, reason)
+    return await in_unit_of_work(ctx, lambda s: BugRepository(s).dismiss(bug_id, reason))
 
 
 @tool("List high-confidence bugs", toolset="bugs", read_only=True)
@@ -123,10 +134,12 @@ async def get_high_confidence_bugs(
 ) -> BugList:
     """Bugs at or above min_confidence that are not dismissed, most confident first: the
     best candidates to validate and report. Paginated (skip=next_skip)."""
-    async with unit_of_work(ctx) as s:
-        return await BugRepository(s).get_high_confidence_bugs(
+    return await in_unit_of_work(
+        ctx,
+        lambda s: BugRepository(s).get_high_confidence_bugs(
             session_id, min_confidence, skip=skip, limit=limit
-        )
+        ),
+    )
 
 
 @tool("List critical bugs", toolset="bugs", read_only=True)
@@ -134,16 +147,16 @@ async def get_critical_bugs(
     session_id: SessionId, ctx: AppContext, limit: Limit = 20, skip: Skip = 0
 ) -> BugList:
     """Critical bugs of a session that are not dismissed. Paginated (skip=next_skip)."""
-    async with unit_of_work(ctx) as s:
-        return await BugRepository(s).get_critical_bugs(session_id, skip=skip, limit=limit)
+    return await in_unit_of_work(
+        ctx, lambda s: BugRepository(s).get_critical_bugs(session_id, skip=skip, limit=limit)
+    )
 
 
 @tool("Get bug statistics", toolset="reporting", read_only=True)
 async def get_bug_statistics(session_id: SessionId, ctx: AppContext) -> BugStatistics:
     """Counts of a session's bugs by priority, category and status, and the average
     confidence."""
-    async with unit_of_work(ctx) as s:
-        return await BugRepository(s).get_bug_statistics(session_id)
+    return await in_unit_of_work(ctx, lambda s: BugRepository(s).get_bug_statistics(session_id))
 
 
 @tool("List session bugs", toolset="bugs", read_only=True)
@@ -158,7 +171,9 @@ async def get_session_bugs(
 ) -> BugList:
     """A session's bugs, optionally filtered, most urgent first. Paginated: when has_more,
     call again with skip=next_skip."""
-    async with unit_of_work(ctx) as s:
-        return await BugRepository(s).get_session_bugs(
+    return await in_unit_of_work(
+        ctx,
+        lambda s: BugRepository(s).get_session_bugs(
             session_id, status, priority, category, skip=skip, limit=limit
-        )
+        ),
+    )

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field
 
-from bughive_mcp.state import AppContext, server_settings, unit_of_work
+from bughive_mcp.state import AppContext, in_unit_of_work, server_settings
 from bughive_mcp.tools.params import HttpUrl, Limit, PageId, SessionId, Skip
 from bughive_mcp.tools.registry import tool
 from db.page_schemas import (
@@ -21,6 +21,7 @@ from db.page_schemas import (
     PagePublic,
 )
 from db.repositories import PageRepository
+from db.repositories.discovery import MAX_BULK_LINKS
 from db.repositories.leases import DEFAULT_LEASE_SECONDS, MAX_LEASE_SECONDS, MIN_LEASE_SECONDS
 from db.rules.untrusted import UNTRUSTED
 
@@ -70,7 +71,7 @@ LeaseSeconds = Annotated[
 ClaimToken = Annotated[uuid.UUID, Field(description="claim_token from your claim.")]
 OptionalClaimToken = Annotated[
     uuid.UUID | None,
-    Field(description="claim_token from your claim; fences the write against lost leases."),
+    Field(description="claim_token from your claim; required unless the page is unclaimed."),
 ]
 Depth = Annotated[int, Field(ge=0, le=1000, description="Link depth from the base URL (0 = base).")]
 
@@ -89,20 +90,22 @@ async def create_page(
     known in the session is returned with created=false and not counted again. A URL outside
     the session's limits (origin, max_depth, patterns, max_pages) is refused with the reason.
     For many links at once use bulk_create_pages."""
-    async with unit_of_work(ctx) as s:
-        return await PageRepository(s).create_page(session_id, url, depth, parent_page_id)
+    return await in_unit_of_work(
+        ctx, lambda s: PageRepository(s).create_page(session_id, url, depth, parent_page_id)
+    )
 
 
 @tool("Bulk create pages", toolset="frontier", idempotent=True)
 async def bulk_create_pages(
     session_id: SessionId,
-    pages: Annotated[list[NewPage], Field(min_length=1, max_length=10_000)],
+    pages: Annotated[list[NewPage], Field(min_length=1, max_length=MAX_BULK_LINKS)],
     ctx: AppContext,
     max_listed: Annotated[
         int, Field(ge=0, le=10_000, description="Cap on entries per list; counts are exact.")
     ] = 100,
 ) -> BulkCreateResult:
-    """Record all links found on a page in one call (up to 10,000). URLs are normalized;
+    """Record all links found on a page in one call (up to 10,000 distinct URLs, repeats
+    included up to 100,000 links: send the page's hrefs as they are). URLs are normalized;
     already-known ones are listed under existing, out-of-limits ones under refused (with the
     reason), repeats within the call under duplicates_in_batch; only new ones raise
     pages_discovered."""
@@ -110,16 +113,16 @@ async def bulk_create_pages(
     async def report(done: int, total: int) -> None:  # large batches: the client shows progress
         await ctx.report_progress(done, total, f"{done} of {total} new pages recorded")
 
-    async with unit_of_work(ctx) as s:
-        result = await PageRepository(s).bulk_create(pages, session_id=session_id, progress=report)
+    result = await in_unit_of_work(
+        ctx, lambda s: PageRepository(s).bulk_create(pages, session_id=session_id, progress=report)
+    )
     return result.listing_at_most(max_listed)
 
 
 @tool("Get page", toolset="frontier", read_only=True)
 async def get_page(page_id: PageId, ctx: AppContext) -> PagePublic:
     """Read one page: URL, status, depth, analysis and HTTP facts."""
-    async with unit_of_work(ctx) as s:
-        return await PageRepository(s).get(page_id)
+    return await in_unit_of_work(ctx, lambda s: PageRepository(s).get(page_id))
 
 
 @tool("Look at pages to crawl", toolset="frontier", read_only=True)
@@ -129,8 +132,9 @@ async def get_pages_to_crawl(
     """Read-only look at the frontier: discovered pages, shallowest first, with the total
     still waiting (paginated: skip=next_skip). Reserves nothing: to get work, call
     claim_pages_to_crawl."""
-    async with unit_of_work(ctx) as s:
-        return await PageRepository(s).get_pages_to_crawl(session_id, limit, skip)
+    return await in_unit_of_work(
+        ctx, lambda s: PageRepository(s).get_pages_to_crawl(session_id, limit, skip)
+    )
 
 
 @tool("Claim pages to crawl", toolset="frontier")
@@ -145,10 +149,12 @@ async def claim_pages_to_crawl(
     before its lease ends, it is handed out again (after max attempts it becomes error).
     Finish each page with mark_analyzed / mark_page_error passing its claim_token; call
     extend_claim for slow pages. Empty items and remaining=0 means the crawl is done."""
-    async with unit_of_work(ctx) as s:
-        return await PageRepository(s).claim_pages_to_crawl(
+    return await in_unit_of_work(
+        ctx,
+        lambda s: PageRepository(s).claim_pages_to_crawl(
             session_id, limit, lease_seconds, server_settings(ctx).max_attempts
-        )
+        ),
+    )
 
 
 @tool("Extend page lease", toolset="frontier")
@@ -160,8 +166,9 @@ async def extend_claim(
 ) -> PageClaim:
     """Heartbeat for a slow analysis: renew your lease on a claimed page to lease_seconds
     from now. Fails with "lease lost" if the page was handed to another worker: then drop it."""
-    async with unit_of_work(ctx) as s:
-        return await PageRepository(s).extend_claim(page_id, claim_token, lease_seconds)
+    return await in_unit_of_work(
+        ctx, lambda s: PageRepository(s).extend_claim(page_id, claim_token, lease_seconds)
+    )
 
 
 @tool("Mark page crawling", toolset="frontier")
@@ -171,13 +178,15 @@ async def mark_crawling(
     """Take one specific discovered page (compare-and-set discovered → crawling) with a
     lease and claim_token, as a claim does. Only one caller wins; others get an error.
     Prefer claim_pages_to_crawl for the crawl loop."""
-    async with unit_of_work(ctx) as s:
-        return await PageRepository(s).mark_crawling(page_id, lease_seconds)
+    return await in_unit_of_work(
+        ctx, lambda s: PageRepository(s).mark_crawling(page_id, lease_seconds)
+    )
 
 
 @tool("Mark page analyzed", toolset="frontier")
 async def mark_analyzed(
     page_id: PageId,
+    claim_token: ClaimToken,
     ctx: AppContext,
     title: Annotated[str | None, Field(max_length=500), UNTRUSTED] = None,
     screenshot_url: Annotated[str | None, Field(max_length=2048), UNTRUSTED] = None,
@@ -186,13 +195,13 @@ async def mark_analyzed(
     status_code: Annotated[int | None, Field(ge=100, le=599)] = None,
     content_type: Annotated[str | None, Field(max_length=255), UNTRUSTED] = None,
     content_length: Annotated[int | None, Field(ge=0, le=INT32_MAX)] = None,
-    claim_token: OptionalClaimToken = None,
 ) -> PagePublic:
-    """Store the analysis of a crawled page (crawling → analyzed) and raise pages_crawled.
-    Pass the claim_token of your claim: if your lease was lost, nothing is written and you
-    get a "lease lost" error. File bugs found on the page with create_bug."""
-    async with unit_of_work(ctx) as s:
-        return await PageRepository(s).mark_analyzed(
+    """Store the analysis of a claimed page (crawling → analyzed) and raise pages_crawled,
+    fenced by the claim_token of your claim: if your lease was lost, nothing is written and
+    you get a "lease lost" error. File bugs found on the page with create_bug."""
+    return await in_unit_of_work(
+        ctx,
+        lambda s: PageRepository(s).mark_analyzed(
             page_id,
             claim_token=claim_token,
             title=title,
@@ -202,7 +211,8 @@ async def mark_analyzed(
             status_code=status_code,
             content_type=content_type,
             content_length=content_length,
-        )
+        ),
+    )
 
 
 @tool("Mark page error", toolset="frontier")
@@ -212,18 +222,24 @@ async def mark_page_error(
     ctx: AppContext,
     claim_token: OptionalClaimToken = None,
 ) -> PagePublic:
-    """Give up on a page that could not be loaded or analysed (discovered/crawling → error),
-    with the reason. Pass the claim_token of your claim (fenced like mark_analyzed)."""
-    async with unit_of_work(ctx) as s:
-        return await PageRepository(s).mark_error(page_id, error_message, claim_token)
+    """Give up on a page that could not be loaded or analysed (→ error), with the reason. A
+    claimed page needs the claim_token of your claim (fenced like mark_analyzed); only a page
+    nobody has claimed (discovered) can be given up without one."""
+    return await in_unit_of_work(
+        ctx,
+        lambda s: (
+            PageRepository(s).give_up_unclaimed(page_id, error_message)
+            if claim_token is None
+            else PageRepository(s).mark_error(page_id, error_message, claim_token)
+        ),
+    )
 
 
 @tool("Get page analytics", toolset="reporting", read_only=True)
 async def get_page_analytics(page_id: PageId, ctx: AppContext) -> PageAnalytics:
     """One page in context: its bugs by priority and category, how many pages it links to,
     and its timing."""
-    async with unit_of_work(ctx) as s:
-        return await PageRepository(s).get_page_analytics(page_id)
+    return await in_unit_of_work(ctx, lambda s: PageRepository(s).get_page_analytics(page_id))
 
 
 @tool("Get navigation graph", toolset="reporting", read_only=True)
@@ -234,5 +250,6 @@ async def get_navigation_graph(
 ) -> NavigationGraph:
     """The site map found so far: pages as nodes (shallowest first) and parent → child links
     as edges. truncated=true when the session has more than max_nodes pages."""
-    async with unit_of_work(ctx) as s:
-        return await PageRepository(s).get_navigation_graph(session_id, max_nodes)
+    return await in_unit_of_work(
+        ctx, lambda s: PageRepository(s).get_navigation_graph(session_id, max_nodes)
+    )

@@ -5,7 +5,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from bughive_mcp.report import SessionReport, build_report, render_markdown
-from bughive_mcp.state import AppContext, unit_of_work
+from bughive_mcp.state import AppContext, in_unit_of_work
 from bughive_mcp.tools.params import SessionId
 from bughive_mcp.tools.registry import tool
 
@@ -38,8 +38,7 @@ async def export_session_report(
     async def progress(done: float, total: float, message: str) -> None:
         await ctx.report_progress(done, total, message)
 
-    async with unit_of_work(ctx) as s:
-        report = await build_report(s, session_id, progress)
+    report = await in_unit_of_work(ctx, lambda s: build_report(s, session_id, progress))
     if format == "json":
         return ExportedReport(format=format, report=report)
     return ExportedReport(format=format, markdown=render_markdown(report))

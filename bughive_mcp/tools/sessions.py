@@ -4,7 +4,7 @@ from typing import Annotated
 
 from pydantic import Field
 
-from bughive_mcp.state import AppContext, unit_of_work
+from bughive_mcp.state import AppContext, in_unit_of_work
 from bughive_mcp.tools.params import HttpUrl, Limit, SessionId, Skip
 from bughive_mcp.tools.registry import tool
 from db.enums import SessionStatus
@@ -29,16 +29,16 @@ async def create_session(
     """Start here: create a crawl session (status pending) for a site. Returns the session;
     pass its id to every other tool. Next: start_session, then create_page for the base URL.
     With an idempotency_key, a retry with the same key returns the same session."""
-    async with unit_of_work(ctx) as s:
-        return await CrawlSessionRepository(s).create_session(base_url, config, idempotency_key)
+    return await in_unit_of_work(
+        ctx, lambda s: CrawlSessionRepository(s).create_session(base_url, config, idempotency_key)
+    )
 
 
 @tool("Start crawl session", toolset="sessions")
 async def start_session(session_id: SessionId, ctx: AppContext) -> CrawlSessionPublic:
     """Move a session from pending to running and stamp started_at. Call once, before
     crawling pages."""
-    async with unit_of_work(ctx) as s:
-        return await CrawlSessionRepository(s).start_session(session_id)
+    return await in_unit_of_work(ctx, lambda s: CrawlSessionRepository(s).start_session(session_id))
 
 
 @tool("Complete crawl session", toolset="sessions")
@@ -59,18 +59,19 @@ async def complete_session(
     error message. Refused while pages are leased to workers unless force=true. Call when a
     claim returns no pages and remaining is 0, or when the crawl must stop. unfinished_pages
     says how many pages were never crawled or were stopped."""
-    async with unit_of_work(ctx) as s:
-        return await CrawlSessionRepository(s).complete_session(
+    return await in_unit_of_work(
+        ctx,
+        lambda s: CrawlSessionRepository(s).complete_session(
             session_id, success, error_message, force=force
-        )
+        ),
+    )
 
 
 @tool("Get crawl session", toolset="sessions", read_only=True)
 async def get_session(session_id: SessionId, ctx: AppContext) -> CrawlSessionPublic:
     """Read one session: status, counters (pages_discovered, pages_crawled, bugs_found),
     cost and configuration (secrets masked)."""
-    async with unit_of_work(ctx) as s:
-        return await CrawlSessionRepository(s).get(session_id)
+    return await in_unit_of_work(ctx, lambda s: CrawlSessionRepository(s).get(session_id))
 
 
 @tool("List crawl sessions", toolset="sessions", read_only=True)
@@ -82,8 +83,9 @@ async def list_sessions(
 ) -> CrawlSessionList:
     """List sessions, newest first, optionally only those in one status. Paginated: when
     has_more is true, call again with skip=next_skip."""
-    async with unit_of_work(ctx) as s:
-        return await CrawlSessionRepository(s).list(status, skip=skip, limit=limit)
+    return await in_unit_of_work(
+        ctx, lambda s: CrawlSessionRepository(s).list(status, skip=skip, limit=limit)
+    )
 
 
 @tool("Add AI cost", toolset="sessions")
@@ -94,13 +96,15 @@ async def add_cost(
 ) -> CrawlSessionPublic:
     """Add the AI spend of a step (e.g. one page analysis) to the session's total_cost.
     Not idempotent: call once per spend. Returns the updated session."""
-    async with unit_of_work(ctx) as s:
-        return await CrawlSessionRepository(s).add_cost(session_id, cost_usd)
+    return await in_unit_of_work(
+        ctx, lambda s: CrawlSessionRepository(s).add_cost(session_id, cost_usd)
+    )
 
 
 @tool("Get session statistics", toolset="reporting", read_only=True)
 async def get_session_statistics(session_id: SessionId, ctx: AppContext) -> SessionStatistics:
     """Progress of a crawl: pages by status, share finished, bugs by priority, cost and
     duration. Use it to decide whether to keep crawling or complete the session."""
-    async with unit_of_work(ctx) as s:
-        return await CrawlSessionRepository(s).get_session_statistics(session_id)
+    return await in_unit_of_work(
+        ctx, lambda s: CrawlSessionRepository(s).get_session_statistics(session_id)
+    )

@@ -12,9 +12,10 @@ that is true, and the committed case is reported as the success it was.
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import event, text
 from sqlalchemy import exc as sa_exc
@@ -52,6 +53,11 @@ QUERY_CANCELED = "57014"
 # serialization_failure. Retrying the same call is the documented remedy.
 ROLLED_BACK_BY_CONFLICT = ("40P01", "40001")
 _TRANSACTION_STATUS = text("SELECT pg_xact_status(CAST(CAST(:xid AS text) AS xid8))")
+# How many times run() tries a unit of work that PostgreSQL keeps rolling back for a conflict,
+# and the longest pause before the last try (each pause is random, up to twice the previous).
+CONFLICT_ATTEMPTS = 5
+_LAST_CONFLICT_PAUSE_SECONDS = 0.2
+T = TypeVar("T")
 # How long a lost commit's transaction may still show 'in progress' (its backend finishing).
 _SETTLE_SECONDS = 2.0
 
@@ -172,6 +178,34 @@ class Database:
 
     def __repr__(self) -> str:
         return f"Database({self.url.render_as_string(hide_password=True)!r})"
+
+    async def run(
+        self,
+        work: Callable[[UnitOfWork], Awaitable[T]],
+        *,
+        tenant: str | None = None,
+        attempts: int = CONFLICT_ATTEMPTS,
+    ) -> T:
+        """``await work(uow)`` in a unit of work (:meth:`session`), tried again — up to
+        ``attempts`` times in all, after a short random pause — while PostgreSQL rolls it back
+        to break a deadlock or a serialization failure (:class:`ConcurrentUpdate`).
+
+        Safe because such a unit of work rolled back whole: nothing of it stands, and nothing
+        but the collision made it fail, so the same work may well succeed now. The lock order
+        of every write (:mod:`db.repositories`) makes deadlocks rare, not impossible (a
+        foreign-key check, a unique index), so callers see a conflict only when it persists."""
+        attempts = max(attempts, 1)
+        for attempt in range(1, attempts + 1):
+            try:
+                async with self.session(tenant) as uow:
+                    return await work(uow)
+            except ConcurrentUpdate:
+                if attempt >= attempts:
+                    raise
+                pause = _LAST_CONFLICT_PAUSE_SECONDS / 2 ** (attempts - 1 - attempt)
+                log.info("conflict, trying again (%d of %d)", attempt + 1, attempts)
+                await asyncio.sleep(random.uniform(0, pause))
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     @asynccontextmanager
     async def session(self, tenant: str | None = None) -> AsyncIterator[UnitOfWork]:

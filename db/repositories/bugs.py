@@ -11,16 +11,18 @@ from db.bug_schemas import (
     BugFiled,
     BugPublic,
     Evidence,
+    FiledBugRow,
+    Grouping,
 )
 from db.connection.unit_of_work import writes
 from db.enums import BugCategory, BugPriority, BugStatus
 from db.errors import InvalidArgument, InvalidTransition, NotFound
-from db.repositories.base import Transition
+from db.repositories.base import RETURNING_XID, Transition
 from db.repositories.bug_input import confidence_of, enum_value, evidence_of, steps_of
 from db.repositories.bug_queries import BugQueries
 from db.repositories.sessions import counting_statement
 from db.repositories.statements import Statement
-from db.rules.fingerprint import bug_fingerprint
+from db.rules.fingerprint import SCOPES, Scope, bug_fingerprint
 
 # create_bug's statements, in the lock order of every write (db.repositories): the bug, then the
 # session's counter; the occurrence comes after, but locks only the new occurrence row and the
@@ -43,13 +45,18 @@ _FILING = """
     ON CONFLICT (session_id, fingerprint) DO UPDATE SET fingerprint = bugs.fingerprint
     RETURNING *, (xmax = 0) AS created
 """
+# The same filing without the counter, for finish_page: it raises all the session's counters
+# at once, last.
+FILE_BUG_UNCOUNTED = Statement(
+    "bugs file uncounted", _FILING.rstrip() + f", {RETURNING_XID}", writes=True, returns=FiledBugRow
+)
 FILE_BUG = counting_statement(
     "bugs file",
     "bug",
     _FILING,
     counter="bugs_found",
     where="id = :session_id AND (SELECT created FROM bug)",
-    returns=BugFiled,
+    returns=FiledBugRow,
 )
 # Last, the page becomes an occurrence of the bug unless it already was one (the unique
 # (bug_id, page_id) index decides, so two concurrent reports from one page count once); for a
@@ -96,6 +103,18 @@ DISMISS_BUG = Transition(
 )
 
 
+def _kinds(
+    category: BugCategory | str, priority: BugPriority | str, group_by: str
+) -> tuple[str, str]:
+    """The category and priority as stored; InvalidArgument naming the field when one of the
+    three is not an allowed value."""
+    if group_by not in SCOPES:
+        raise InvalidArgument("group_by", f"must be one of {', '.join(SCOPES)}, got {group_by!r}")
+    return enum_value("category", BugCategory, category), enum_value(
+        "priority", BugPriority, priority
+    )
+
+
 class BugRepository(BugQueries):
     @writes
     async def create_bug(
@@ -114,20 +133,18 @@ class BugRepository(BugQueries):
         affected_users: str | None = None,
         browser_info: dict[str, Any] | None = None,
         dedup_key: str | None = None,
+        group_by: Scope = "site",
     ) -> BugFiled:
         """File a bug found on ``page_id`` (which must belong to ``session_id``).
 
         Deduplicated: a bug whose fingerprint (category + ``dedup_key``, or category +
-        normalized title + page path template) is already known in the session is not filed
+        normalized title within ``group_by``: the whole session by default, a path template or
+        one page; :mod:`db.rules.fingerprint`) is already known in the session is not filed
         again — the existing bug is returned with ``created=False``, and if this page had not
         reported it yet, its ``occurrences`` rise by one and the page and evidence are attached
         as a new occurrence. ``bugs_found`` counts distinct bugs. All in one transaction; the
         unique index on ``(session_id, fingerprint)`` makes concurrent reports safe."""
-        category = enum_value("category", BugCategory, category)
-        priority = enum_value("priority", BugPriority, priority)
-        steps_json = json.dumps(steps_of(steps_to_reproduce))
-        evidence_json = json.dumps(evidence_of(evidence))
-        confidence = confidence_of(confidence)
+        _kinds(category, priority, group_by)  # bad input is refused before any statement
         page = await PAGE_OF_BUG.fetchrow(self.session, id=page_id)
         if page is None:
             if await self._current_status("crawl_sessions", session_id) is None:
@@ -137,18 +154,66 @@ class BugRepository(BugQueries):
             raise InvalidArgument(
                 "page_id", f"page {page_id} belongs to another session, not {session_id}"
             )
-        filed = await FILE_BUG.fetchrow(
-            self.session,
-            session_id=session_id,
-            page_id=page_id,
-            fingerprint=bug_fingerprint(category, title, page["url"], dedup_key),
+        return await self.file_on_page(
+            FILE_BUG,
+            session_id,
+            page_id,
+            page["url"],
             category=category,
             priority=priority,
             title=title,
             description=description,
-            steps_to_reproduce=steps_json,
-            evidence=evidence_json,
+            steps_to_reproduce=steps_to_reproduce,
+            evidence=evidence,
             confidence=confidence,
+            expected_behavior=expected_behavior,
+            actual_behavior=actual_behavior,
+            affected_users=affected_users,
+            browser_info=browser_info,
+            dedup_key=dedup_key,
+            group_by=group_by,
+        )
+
+    @writes
+    async def file_on_page(
+        self,
+        filing: Statement,
+        session_id: uuid.UUID,
+        page_id: uuid.UUID,
+        page_url: str,
+        *,
+        category: BugCategory | str,
+        priority: BugPriority | str,
+        title: str,
+        description: str,
+        steps_to_reproduce: Sequence[str] = (),
+        evidence: Sequence[Evidence | dict[str, Any]] = (),
+        confidence: float = 0.5,
+        expected_behavior: str | None = None,
+        actual_behavior: str | None = None,
+        affected_users: str | None = None,
+        browser_info: dict[str, Any] | None = None,
+        dedup_key: str | None = None,
+        group_by: Scope = "site",
+    ) -> BugFiled:
+        """File or group a bug on a page known to be ``session_id``'s, with ``filing``:
+        :data:`FILE_BUG` (raises ``bugs_found`` for a new bug) or :data:`FILE_BUG_UNCOUNTED`
+        (finish_page, which raises every counter at once, last), then record the occurrence."""
+        category, priority = _kinds(category, priority, group_by)
+        evidence_json = json.dumps(evidence_of(evidence))
+        fingerprint = bug_fingerprint(category, title, page_url, dedup_key, group_by)
+        filed = await filing.fetchrow(
+            self.session,
+            session_id=session_id,
+            page_id=page_id,
+            fingerprint=fingerprint.value,
+            category=category,
+            priority=priority,
+            title=title,
+            description=description,
+            steps_to_reproduce=json.dumps(steps_of(steps_to_reproduce)),
+            evidence=evidence_json,
+            confidence=confidence_of(confidence),
             expected_behavior=expected_behavior,
             actual_behavior=actual_behavior,
             affected_users=affected_users,
@@ -167,6 +232,12 @@ class BugRepository(BugQueries):
         )
         if bumped is not None:
             bug.update(bumped)
+        bug["grouping"] = Grouping(
+            key=fingerprint.key,
+            scope=fingerprint.scope,
+            normalized=fingerprint.normalized,
+            fingerprint_version=fingerprint.version,
+        )
         return BugFiled.model_validate(bug)
 
     @writes

@@ -35,7 +35,10 @@ from db.rules.scope import CrawlScope
 from db.rules.secrets import without_credentials
 from db.schemas import CrawlConfig
 
+# A call's distinct URLs (after normalization), and the links it may send: a real page repeats
+# its nav bar, self-links and fragments, so 50,000 hrefs can be a few hundred pages.
 MAX_BULK_PAGES = 10_000
+MAX_BULK_LINKS = 100_000
 # New pages per INSERT of bulk_create: each chunk written is one progress report.
 INSERT_CHUNK = 1000
 
@@ -144,16 +147,33 @@ class PageDiscovery(Repository):
 
         All pages belong to one session: ``session_id`` here, or the ``session_id`` key of each
         mapping (as in the architecture notes)."""
-        if len(pages) > MAX_BULK_PAGES:
+        if len(pages) > MAX_BULK_LINKS:
             raise InvalidArgument(
-                "pages", f"at most {MAX_BULK_PAGES} pages per call, got {len(pages)}"
+                "pages", f"at most {MAX_BULK_LINKS} links per call, got {len(pages)}"
             )
         session_id = _single_session(pages, session_id)
         given = [p if isinstance(p, NewPage) else _validate_new_page(p) for p in pages]
         if not given:
             return BulkCreateResult.of([], [], [])
         scope, capacity = await self._take_turn(session_id)
+        result = await self._discover(session_id, given, scope, capacity, progress)
+        if result.created:  # the session row, last (see the module docstring)
+            await CrawlSessionRepository(self.session).raise_counter(
+                session_id, "pages_discovered", len(result.created)
+            )
+        return result
 
+    async def _discover(
+        self,
+        session_id: uuid.UUID,
+        given: Sequence[NewPage],
+        scope: CrawlScope,
+        capacity: int,
+        progress: Progress | None = None,
+    ) -> BulkCreateResult:
+        """Store the new pages of ``given`` (within ``scope`` and ``capacity``) while the caller
+        holds the session's discovery turn; the caller raises ``pages_discovered`` afterwards,
+        last, by the number created."""
         refused: list[RefusedPage] = []
         duplicates: list[DuplicateUrl] = []
         candidates: dict[str, NewPage] = {}
@@ -165,6 +185,13 @@ class PageDiscovery(Repository):
                 duplicates.append(DuplicateUrl(url=page.url, same_as=verdict.url))
             else:
                 candidates[verdict.url] = page
+        distinct = len(candidates) + len({r.url for r in refused})
+        if distinct > MAX_BULK_PAGES:
+            raise InvalidArgument(
+                "pages",
+                f"at most {MAX_BULK_PAGES} distinct URLs per call (after normalization), got "
+                f"{distinct}; nothing was stored: split the links over several calls",
+            )
         await self._require_parent(session_id, (p.parent_page_id for p in candidates.values()))
 
         # Which URLs are stored already matters before the insert only when not all of them
@@ -186,10 +213,6 @@ class PageDiscovery(Repository):
         stored = {r.url for r in created}  # built once: per URL it made the batch O(n²)
         late = [url for url in fresh[:capacity] if url not in stored]
         known.update(await self._existing(session_id, late))
-        if created:  # the session row, last (see the module docstring)
-            await CrawlSessionRepository(self.session).raise_counter(
-                session_id, "pages_discovered", len(created)
-            )
         existing = [PageRef(id=known[url], url=url) for url in candidates if url in known]
         return BulkCreateResult.of(created, existing, refused, duplicates)
 

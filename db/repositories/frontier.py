@@ -49,7 +49,7 @@ _DISCOVERED = f"'{PageStatus.DISCOVERED.value}'"
 # mark_analyzed in one statement: crawling → analyzed for page :id — only while :claim_token
 # holds it, when one is given — with the analysis, and the session's pages_crawled raised with
 # it. No row: the page was not changed (the caller asks why).
-_FINISHING = f"""
+FINISHING_WRITE = f"""
     UPDATE pages
     SET status = '{PageStatus.ANALYZED.value}', title = :title, screenshot_url = :screenshot_url,
         analysis_result = :analysis_result, response_time_ms = :response_time_ms,
@@ -57,9 +57,8 @@ _FINISHING = f"""
         content_length = :content_length, crawled_at = now(), error_message = NULL,
         {LEASE_ENDED}, updated_at = now()
     WHERE id = :id AND status = {_CRAWLING}
-        AND (CAST(:claim_token AS uuid) IS NULL OR claim_token = :claim_token)
-    RETURNING *
-"""
+        AND (CAST(:claim_token AS uuid) IS NULL OR claim_token = :claim_token)"""
+_FINISHING = FINISHING_WRITE + "\n    RETURNING *\n"
 FINISH_PAGE = counting_statement(
     "pages finish",
     "finished",
@@ -92,6 +91,9 @@ MARK_ERROR = Transition(
     [PageStatus.DISCOVERED, PageStatus.CRAWLING],
     _ERROR_SET,
     returns=PagePublic,
+)
+GIVE_UP_UNCLAIMED = Transition(
+    "pages", "give up on", [PageStatus.DISCOVERED], _ERROR_SET, returns=PagePublic
 )
 MARK_ERROR_FENCED = Statement(
     "pages mark error fenced",
@@ -343,4 +345,26 @@ class PageFrontier(Repository):
         row = await self._fenced(
             MARK_ERROR_FENCED, page_id, claim_token, error_message=error_message
         )
+        return PagePublic.model_validate(dict(row))
+
+    @writes
+    async def give_up_unclaimed(self, page_id: uuid.UUID, error_message: str) -> PagePublic:
+        """discovered → error, for a page nobody has claimed, so no claim_token exists. A
+        claimed page is refused, naming ``claim_token``: only the worker holding it may give
+        it up (:meth:`mark_error` with the token), or a stale worker could end another's
+        lease."""
+        row = await GIVE_UP_UNCLAIMED.statement.fetchrow(
+            self.session, id=page_id, error_message=error_message
+        )
+        if row is None:
+            if await self._current_status("pages", page_id) == PageStatus.CRAWLING:
+                raise InvalidArgument(
+                    "claim_token",
+                    f"page {page_id} is claimed (status '{PageStatus.CRAWLING.value}'): pass "
+                    "the claim_token of your claim; nothing was changed",
+                )
+            await self._refuse_transition(
+                "pages", page_id, action="give up on", allowed_from=[PageStatus.DISCOVERED]
+            )
+        self.session.remember_transaction_id(row["xid"])
         return PagePublic.model_validate(dict(row))

@@ -7,12 +7,12 @@ number of rows actually inserted, analysing a page raises ``pages_crawled`` — 
 transaction, so they can never drift from the rows.
 """
 
-from db.repositories.discovery import INSERT_CHUNK, MAX_BULK_PAGES, PageDiscovery, Progress
+from db.repositories.discovery import INSERT_CHUNK, MAX_BULK_PAGES, Progress
+from db.repositories.finishing import PageFinishing
 from db.repositories.frontier import (
     FINISH_PAGE,
     MAX_CLAIM,
     REMAINING_COUNT_CAP,
-    PageFrontier,
     claim_statement,
 )
 from db.repositories.leases import (
@@ -49,5 +49,5 @@ __all__ = [
 ]
 
 
-class PageRepository(PageDiscovery, PageFrontier, PageReads):
+class PageRepository(PageFinishing, PageReads):
     """The seed's page repository: ``PageRepository(session).bulk_create(…)`` and the rest."""

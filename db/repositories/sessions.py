@@ -40,15 +40,18 @@ MAX_TOTAL_COST = (
 )
 
 
+def raise_counters_sql(amounts: Mapping[str, str], where: str) -> str:
+    """The one spelling of raising session counters, ``SET column = column + amount`` in SQL
+    (concurrent increments never get lost): ``amounts`` maps each column to its SQL amount.
+    Always the last lock a write takes (see db.repositories)."""
+    raised = ", ".join(f"{column} = {column} + {amount}" for column, amount in amounts.items())
+    return f"UPDATE crawl_sessions SET {raised}, updated_at = now() WHERE {where}"
+
+
 def raise_counter_sql(column: str, amount: str, where: str) -> str:
-    """The one spelling of a session counter's increment, ``SET column = column + amount`` in
-    SQL (concurrent increments never get lost), for the statements of their own below and the
-    counting parts of the crawl loop's statements (finishing a page, filing a bug). Always the
-    last lock a write takes (see db.repositories)."""
-    return (
-        f"UPDATE crawl_sessions SET {column} = {column} + {amount}, updated_at = now() "
-        f"WHERE {where}"
-    )
+    """One counter raised (:func:`raise_counters_sql`), for the statements of the crawl loop
+    that raise one: finishing a page, filing a bug, a discovery."""
+    return raise_counters_sql({column: amount}, where)
 
 
 def counting_statement(

@@ -53,7 +53,14 @@ async def crawl_with_every_tool(client: Client) -> set[str]:
     claim = await call("claim_pages_to_crawl", session_id=sid, limit=10)
     assert (len(claim["items"]), claim["remaining"]) == (6, 0)
     *good, broken = claim["items"]
-    for page in good:
+    finished = await call(
+        "finish_page",
+        page_id=good[0]["id"],
+        claim_token=good[0]["claim_token"],
+        links=[{"url": f"{BASE_URL}/p/0"}, {"url": f"{BASE_URL}/p/0#top"}],
+    )
+    assert finished["links"] == {"created": 0, "known": 2, "refused": 0}
+    for page in good[1:]:
         await call("mark_analyzed", page_id=page["id"], claim_token=page["claim_token"])
     await call(
         "mark_page_error",

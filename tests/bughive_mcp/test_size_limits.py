@@ -175,9 +175,24 @@ async def test_a_bulk_over_ten_thousand_pages_is_refused(client: Client) -> None
         client, "bulk_create_pages", session_id=rows["session"]["id"], pages=pages
     )
 
-    assert "'pages'" in message and "at most 10000 items" in message
+    assert "'pages'" in message and "at most 10000 distinct URLs" in message
     session = await call_ok(client, "get_session", session_id=rows["session"]["id"])
     assert session["pages_discovered"] == 2
+
+
+async def test_a_page_with_fifty_thousand_hrefs_that_repeat_is_accepted(client: Client) -> None:
+    """A real page repeats its nav bar, self-links and fragments: the limit counts distinct
+    URLs, not hrefs."""
+    session = await new_session(client, max_pages=1000)
+    hrefs = [{"url": f"{BASE_URL}/d/{i % 500}#s{i % 7}"} for i in range(50_000)]
+
+    result = await call_ok(client, "bulk_create_pages", session_id=session["id"], pages=hrefs)
+
+    assert result["created_count"] == 500
+    assert result["duplicates_in_batch_count"] == 49_500
+    assert result["truncated"] is True
+    stored = await call_ok(client, "get_session", session_id=session["id"])
+    assert stored["pages_discovered"] == 500
 
 
 @pytest.mark.parametrize("tool", ["mark_analyzed", "create_bug"])

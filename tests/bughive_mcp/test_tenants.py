@@ -150,7 +150,10 @@ def attacks(theirs: World, mine: World) -> dict[str, tuple[str, dict[str, Any]]]
             "mark_analyzed",
             {"page_id": theirs.crawling, "claim_token": theirs.claim_token, "title": "Owned"},
         ),
-        "mark_analyzed without token": ("mark_analyzed", {"page_id": theirs.crawling}),
+        "finish_page": (
+            "finish_page",
+            {"page_id": theirs.crawling, "claim_token": theirs.claim_token, "title": "Owned"},
+        ),
         "mark_page_error": (
             "mark_page_error",
             {"page_id": theirs.crawling, "error_message": "x", "claim_token": theirs.claim_token},

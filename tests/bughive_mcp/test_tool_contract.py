@@ -31,6 +31,7 @@ DOCUMENTED_TOOLS = {
     "extend_claim",
     "mark_crawling",
     "mark_analyzed",
+    "finish_page",
     "mark_page_error",
     "get_page_analytics",
     "get_navigation_graph",
@@ -232,7 +233,14 @@ async def tour_every_tool(call: Call) -> None:
     )
     [rest] = (await call("get_pages_to_crawl", session_id=sid))["items"]
     leased = await call("mark_crawling", page_id=rest["id"])
-    await call("mark_analyzed", page_id=rest["id"], claim_token=leased["claim_token"])
+    await call(
+        "finish_page",
+        page_id=rest["id"],
+        claim_token=leased["claim_token"],
+        title="Rest",
+        links=[{"url": f"{BASE_URL}/deeper", "depth": 2}],
+        bugs=[{**BUG_FIELDS, "title": "Footer overlaps", "group_by": "page"}],
+    )
     await call("get_page_analytics", page_id=first["id"])
     await call("get_navigation_graph", session_id=sid, max_nodes=10)
     bug = await call(

@@ -68,6 +68,12 @@ async def test_create_bug_files_a_detected_bug_with_everything_given(client: Cli
         "created_at": bug["created_at"],
         "updated_at": bug["created_at"],
         "created": True,
+        "grouping": {
+            "key": "title",
+            "scope": "site",
+            "normalized": "buy button covers the price",
+            "fingerprint_version": 2,
+        },
     }
     timestamp(bug["created_at"])
 
@@ -284,7 +290,7 @@ async def test_get_bug_returns_the_bug_as_filed(client: Client) -> None:
     session, page = await crawled(client)
     bug = await new_bug(client, session["id"], page["id"])
 
-    assert await call_ok(client, "get_bug", bug_id=bug["id"]) == without(bug, "created")
+    assert await call_ok(client, "get_bug", bug_id=bug["id"]) == without(bug, "created", "grouping")
 
 
 async def test_get_bug_of_an_unknown_id_names_the_bug(client: Client) -> None:
@@ -311,7 +317,7 @@ async def test_mark_validated_moves_a_detected_bug_to_validated(client: Client) 
     validated = await call_ok(client, "mark_validated", bug_id=bug["id"])
 
     assert validated == {
-        **without(bug, "created"),
+        **without(bug, "created", "grouping"),
         "status": "validated",
         "updated_at": validated["updated_at"],
     }
@@ -428,7 +434,7 @@ async def test_dismiss_bug_records_the_reason_and_stamps_dismissed_at(client: Cl
     dismissed = await call_ok(client, "dismiss_bug", bug_id=bug["id"], reason="duplicate of #3")
 
     assert dismissed == {
-        **without(bug, "created"),
+        **without(bug, "created", "grouping"),
         "status": "dismissed",
         "dismissed_reason": "duplicate of #3",
         "dismissed_at": dismissed["dismissed_at"],
@@ -500,7 +506,7 @@ async def test_get_high_confidence_bugs_lists_undismissed_bugs_above_the_bar_bes
     listed = await call_ok(client, "get_high_confidence_bugs", session_id=session["id"])
 
     assert listed == {
-        "items": [without(best, "created"), without(good, "created")],
+        "items": [without(best, "created", "grouping"), without(good, "created", "grouping")],
         "total": 2,
         "skip": 0,
         "limit": 20,
@@ -582,7 +588,7 @@ async def test_get_critical_bugs_lists_only_undismissed_critical_bugs(client: Cl
     listed = await call_ok(client, "get_critical_bugs", session_id=session["id"])
 
     assert listed == {
-        "items": [without(critical, "created")],
+        "items": [without(critical, "created", "grouping")],
         "total": 1,
         "skip": 0,
         "limit": 20,
@@ -666,7 +672,7 @@ async def test_get_session_bugs_lists_the_most_urgent_first(client: Client) -> N
     listed = await call_ok(client, "get_session_bugs", session_id=session["id"])
 
     assert listed == {
-        "items": [without(bug, "created") for bug in (critical, medium, low)],
+        "items": [without(bug, "created", "grouping") for bug in (critical, medium, low)],
         "total": 3,
         "skip": 0,
         "limit": 20,

@@ -860,16 +860,17 @@ async def test_mark_analyzed_stores_the_analysis_and_ends_the_lease(client: Clie
     assert timestamp(page["crawled_at"]) >= timestamp(page["discovered_at"])
 
 
-async def test_mark_analyzed_without_a_claim_token_finishes_a_crawling_page(
+async def test_mark_analyzed_without_a_claim_token_is_refused_and_changes_nothing(
     client: Client,
 ) -> None:
     session = await new_session(client)
     page = await new_page(client, session["id"], HOME)
     await call_ok(client, "mark_crawling", page_id=page["id"])
 
-    analyzed = await call_ok(client, "mark_analyzed", page_id=page["id"], status_code=200)
+    message = await call_error(client, "mark_analyzed", page_id=page["id"], status_code=200)
 
-    assert (analyzed["status"], analyzed["status_code"]) == ("analyzed", 200)
+    assert "'claim_token' is required" in message
+    assert (await call_ok(client, "get_page", page_id=page["id"]))["status"] == "crawling"
 
 
 async def test_mark_analyzed_with_a_made_up_token_during_a_live_lease_says_it_is_not_the_token(
@@ -969,20 +970,25 @@ async def test_mark_analyzed_refuses_a_page_not_crawling_naming_both_statuses(
     session = await new_session(client)
     page = await new_page(client, session["id"], HOME)
 
-    message = await call_error(client, "mark_analyzed", page_id=page["id"], status_code=200)
+    message = await call_error(
+        client, "mark_analyzed", page_id=page["id"], claim_token=missing_id(), status_code=200
+    )
 
-    assert "its status is 'discovered'" in message
-    assert "only allowed from 'crawling'" in message
+    assert "is not claimed (status 'discovered')" in message
+    assert "claim_pages_to_crawl" in message
     assert (await get_session(client, session["id"]))["pages_crawled"] == 0
 
 
 async def test_mark_analyzed_twice_counts_the_page_once(client: Client) -> None:
     session = await new_session(client)
-    page = await analyzed_page(client, session["id"], HOME)
+    page = await new_page(client, session["id"], HOME)
+    claim = await call_ok(client, "mark_crawling", page_id=page["id"])
+    finish = {"page_id": page["id"], "claim_token": claim["claim_token"]}
+    await call_ok(client, "mark_analyzed", **finish)
 
-    message = await call_error(client, "mark_analyzed", page_id=page["id"])
+    message = await call_error(client, "mark_analyzed", **finish)
 
-    assert "its status is 'analyzed'" in message
+    assert "is already analyzed" in message and "nothing was changed" in message
     assert (await get_session(client, session["id"]))["pages_crawled"] == 1
 
 
@@ -1042,7 +1048,7 @@ async def test_mark_analyzed_refuses_a_nul_character_in_the_analysis_naming_wher
 async def test_mark_analyzed_of_an_unknown_id_names_the_page(client: Client) -> None:
     unknown = missing_id()
 
-    message = await call_error(client, "mark_analyzed", page_id=unknown)
+    message = await call_error(client, "mark_analyzed", page_id=unknown, claim_token=missing_id())
 
     assert f"page {unknown} does not exist" in message
 
@@ -1124,7 +1130,7 @@ async def test_mark_page_error_refuses_an_analyzed_page_naming_both_statuses(
     message = await call_error(client, "mark_page_error", page_id=page["id"], error_message="x")
 
     assert "its status is 'analyzed'" in message
-    assert "only allowed from 'discovered' or 'crawling'" in message
+    assert "only allowed from 'discovered'" in message
 
 
 async def test_mark_page_error_refuses_an_empty_message_naming_it(client: Client) -> None:

@@ -220,6 +220,20 @@ def _mark_analyzed(scene: Scene, n: int) -> Arguments:
     return {"page_id": page_id, "claim_token": token, "title": "Shop", "status_code": 200}
 
 
+def _finish_page(scene: Scene, n: int) -> Arguments:
+    # A claimed page finished in one call: the nav bar's links (the other claimed page, the
+    # discovered one, one new page every such call shares) and the scene's bug again.
+    page_id, _, token = scene.claim(n)
+    urls = [HOME, scene.known_url, scene.claim(n + 1)[1], f"{BASE_URL}/found-by-everyone"]
+    return {
+        "page_id": page_id,
+        "claim_token": token,
+        "title": "Shop",
+        "links": [{"url": url} for url in urls],
+        "bugs": [{**BUG_FIELDS, "dedup_key": SHARED_BUG_KEY}],
+    }
+
+
 def _mark_page_error(scene: Scene, n: int) -> Arguments:
     # A claimed page under its token, or the discovered page without one.
     if n % 2:
@@ -265,6 +279,7 @@ CALLS: dict[str, Callable[[Scene, int], Arguments]] = {
     "extend_claim": _extend_claim,
     "mark_crawling": _mark_crawling,
     "mark_analyzed": _mark_analyzed,
+    "finish_page": _finish_page,
     "mark_page_error": _mark_page_error,
     "create_bug": _create_bug,
     "mark_validated": _mark_validated,
@@ -288,6 +303,8 @@ ALLOWED_REFUSALS = {
         r"holds nothing now; nothing was changed"
     ),
     "lease lost": re.compile(rf"lease lost on page {_ID}: "),
+    # Giving up without a token on the discovered page that the other call claimed meanwhile.
+    "claimed meanwhile": re.compile(rf"invalid 'claim_token': page {_ID} is claimed "),
 }
 # What must never come back, whatever the race: said in the failure for a clear diagnosis.
 NEVER = {

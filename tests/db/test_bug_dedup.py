@@ -3,8 +3,10 @@
 import asyncio
 
 import asyncpg
+import pytest
 
 from db.connection.database import Database
+from db.errors import InvalidArgument
 from db.repositories import BugRepository
 from tests.factories import make_bug, make_page, make_session
 
@@ -56,11 +58,54 @@ async def test_dedup_key_merges_reports_from_unrelated_pages(db: Database) -> No
     assert a.id == b.id and b.occurrences == 2
 
 
-async def test_different_pages_templates_or_categories_stay_distinct(db: Database) -> None:
+async def test_a_site_wide_defect_on_unrelated_pages_is_one_bug_by_default(db: Database) -> None:
+    session = await make_session(db)
+    paths = ["/library/os.html", "/library/sys.html", "/tutorial/", "/about"]
+    pages = [await make_page(db, session.id, f"https://shop.example{p}") for p in paths]
+
+    filed = [await make_bug(db, session.id, page.id) for page in pages]
+
+    assert len({b.id for b in filed}) == 1
+    assert [b.created for b in filed] == [True, False, False, False]
+    assert filed[-1].occurrences == 4
+    grouping = filed[-1].grouping
+    assert (grouping.key, grouping.scope, grouping.fingerprint_version) == ("title", "site", 2)
+    assert grouping.normalized == "button overlaps text"
+
+
+async def test_status_codes_in_titles_are_different_bugs(db: Database) -> None:
+    session = await make_session(db)
+    page = await make_page(db, session.id, "https://shop.example/links")
+    other = await make_page(db, session.id, "https://shop.example/more")
+
+    not_found = await make_bug(db, session.id, page.id, title="Link answers HTTP 404")
+    server_error = await make_bug(db, session.id, page.id, title="Link answers HTTP 500")
+    again = await make_bug(db, session.id, other.id, title="link answers http  404")
+
+    assert not_found.id != server_error.id
+    assert again.id == not_found.id and again.occurrences == 2
+
+
+async def test_narrower_scopes_and_categories_stay_distinct(db: Database) -> None:
     session = await make_session(db)
     about = await make_page(db, session.id, "https://shop.example/about")
     cart = await make_page(db, session.id, "https://shop.example/cart")
-    a = await make_bug(db, session.id, about.id)
-    b = await make_bug(db, session.id, cart.id)
+    product = await make_page(db, session.id, "https://shop.example/products/1")
+    another = await make_page(db, session.id, "https://shop.example/products/2")
+    a = await make_bug(db, session.id, about.id, group_by="template")
+    b = await make_bug(db, session.id, cart.id, group_by="template")
     c = await make_bug(db, session.id, about.id, category="security")
-    assert len({a.id, b.id, c.id}) == 3
+    p1 = await make_bug(db, session.id, product.id, group_by="template")
+    p2 = await make_bug(db, session.id, another.id, group_by="template")
+    q1 = await make_bug(db, session.id, product.id, group_by="page")
+    q2 = await make_bug(db, session.id, another.id, group_by="page")
+    assert len({a.id, b.id, c.id, p1.id, q1.id, q2.id}) == 6
+    assert p2.id == p1.id and p2.occurrences == 2  # one path template: /products/{n}
+    assert (q2.grouping.scope, q2.created) == ("page", True)
+
+
+async def test_an_unknown_scope_is_refused_naming_the_choices(db: Database) -> None:
+    session = await make_session(db)
+    page = await make_page(db, session.id)
+    with pytest.raises(InvalidArgument, match=r"group_by.*site, template, page"):
+        await make_bug(db, session.id, page.id, group_by="domain")
