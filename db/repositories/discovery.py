@@ -170,10 +170,12 @@ class PageDiscovery(Repository):
         scope: CrawlScope,
         capacity: int,
         progress: Progress | None = None,
+        known_parents: frozenset[uuid.UUID] = frozenset(),
     ) -> BulkCreateResult:
         """Store the new pages of ``given`` (within ``scope`` and ``capacity``) while the caller
         holds the session's discovery turn; the caller raises ``pages_discovered`` afterwards,
-        last, by the number created."""
+        last, by the number created. ``known_parents``: parent ids the caller has read as the
+        session's already (finish_page's own page), not read again."""
         refused: list[RefusedPage] = []
         duplicates: list[DuplicateUrl] = []
         candidates: dict[str, NewPage] = {}
@@ -192,7 +194,8 @@ class PageDiscovery(Repository):
                 f"at most {MAX_BULK_PAGES} distinct URLs per call (after normalization), got "
                 f"{distinct}; nothing was stored: split the links over several calls",
             )
-        await self._require_parent(session_id, (p.parent_page_id for p in candidates.values()))
+        parents = (p.parent_page_id for p in candidates.values())
+        await self._require_parent(session_id, (p for p in parents if p not in known_parents))
 
         # Which URLs are stored already matters before the insert only when not all of them
         # fit under max_pages (the new ones come first, in order); otherwise the insert sorts

@@ -109,7 +109,9 @@ class PageFinishing(PageDiscovery, PageFrontier):
                 )
                 for link in found
             ]
-            result = await self._discover(session_id, given, scope, capacity)
+            result = await self._discover(
+                session_id, given, scope, capacity, known_parents=frozenset({page_id})
+            )
             counts = LinkCounts(
                 created=result.created_count,
                 known=result.existing_count + result.duplicates_in_batch_count,

@@ -98,7 +98,6 @@ def bug_fingerprint(
     if dedup_key:
         normalized = normalize_title(dedup_key)
         basis = f"key\x1f{normalized}"
-        made = Fingerprint("", "dedup_key", None, normalized)
     else:
         normalized = normalize_title(title)
         where = {
@@ -107,7 +106,10 @@ def bug_fingerprint(
             "page": urlsplit(page_url).path or "/",
         }[scope]
         basis = f"title\x1f{normalized}\x1f{scope}\x1f{where}"
-        made = Fingerprint("", "title", scope, normalized)
     text = f"v{FINGERPRINT_VERSION}\x1f{category}\x1f{basis}"
-    value = hashlib.sha256(text.encode()).hexdigest()
-    return Fingerprint(value, made.key, made.scope, made.normalized)
+    return Fingerprint(
+        value=hashlib.sha256(text.encode()).hexdigest(),
+        key="dedup_key" if dedup_key else "title",
+        scope=None if dedup_key else scope,
+        normalized=normalized,
+    )
