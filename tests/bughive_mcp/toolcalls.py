@@ -7,11 +7,11 @@ through the tools themselves, as a crawler would.
 """
 
 import itertools
-import json
 import uuid
 from datetime import datetime
 from typing import Any
 
+import pydantic_core
 from mcp import Client
 from mcp.types import CallToolResult, TextContent
 
@@ -33,7 +33,10 @@ def only_text(result: CallToolResult) -> str:
 
 
 def compact_json(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    """``value`` as compact JSON, written as the server writes it (pydantic-core): Python's
+    ``json`` spells a float such as a 50 µs duration ``5e-05`` where pydantic writes
+    ``0.00005``, the same number."""
+    return pydantic_core.to_json(value).decode()
 
 
 def assert_no_leak(text: str) -> None:
