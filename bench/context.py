@@ -41,6 +41,10 @@ class Sizes:
     e2e_agents: tuple[int, ...]
     e2e_seconds: float
     e2e_frontier: int
+    # 7. agent economy: a generated documentation site crawled by rule-based agents
+    economy_pages: int = 500
+    economy_index_links: int = 20_000
+    economy_workers: int = 8
     # shared
     claim_limit: int = 10
     checkpoint_after_load: bool = True
@@ -85,6 +89,8 @@ QUICK = Sizes(
     e2e_agents=(1, 2),
     e2e_seconds=0.5,
     e2e_frontier=300,
+    economy_pages=24,
+    economy_index_links=2_000,
     checkpoint_after_load=False,
 )
 

@@ -66,8 +66,9 @@ def composed_server(work: Callable[[], Awaitable[object]]) -> MCPServer:
 # --- the frontier ------------------------------------------------------------------------
 
 CLAIM = """
+WITH token AS MATERIALIZED (SELECT gen_random_uuid() AS value)
 UPDATE pages AS p
-SET status = 'crawling', claim_token = gen_random_uuid(), claimed_at = now(),
+SET status = 'crawling', claim_token = (SELECT value FROM token), claimed_at = now(),
     lease_expires_at = now() + make_interval(secs => $3), attempts = p.attempts + 1,
     updated_at = now()
 FROM (

@@ -39,11 +39,13 @@ class ClaimedPage(BaseModel):
     id: uuid.UUID
     url: str
     depth: int
-    claim_token: uuid.UUID
 
 
 class Claimed(BaseModel):
+    """As BugHive answers a claim: its pages and their one claim token."""
+
     items: list[ClaimedPage]
+    claim_token: uuid.UUID | None
 
 
 class Filed(BaseModel):
@@ -79,12 +81,8 @@ def build_floor_server(dsn: str, pool_size: int = 10) -> MCPServer[FloorState]:
         async with pool_of(ctx).acquire() as conn:
             rows = await RawSql(conn).claim(session_id, limit)
         return Claimed(
-            items=[
-                ClaimedPage(
-                    id=r["id"], url=r["url"], depth=r["depth"], claim_token=r["claim_token"]
-                )
-                for r in rows
-            ]
+            items=[ClaimedPage(id=r["id"], url=r["url"], depth=r["depth"]) for r in rows],
+            claim_token=rows[0]["claim_token"] if rows else None,
         )
 
     @server.tool()

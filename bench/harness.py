@@ -27,6 +27,7 @@ class Target:
     op: Literal["<=", ">="]
     value: float
     applies_to: Literal["ratio", "bughive"] = "ratio"
+    unit: str = "x"
 
     def met(self, row: "Row") -> bool:
         measured = row.ratio if self.applies_to == "ratio" else row.bughive
@@ -35,7 +36,7 @@ class Target:
     def __str__(self) -> str:
         sign = "≤" if self.op == "<=" else "≥"
         subject = "" if self.applies_to == "ratio" else "BugHive "
-        return f"{subject}{sign} {self.value:g}x"
+        return f"{subject}{sign} {self.value:g}{self.unit}"
 
 
 @dataclass

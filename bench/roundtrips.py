@@ -88,7 +88,7 @@ async def trace() -> None:
                 ("create_bug", lambda i: {**bug, "page_id": str(pages.ids[100 + i])}),
                 (
                     "mark_analyzed",
-                    lambda _: {"page_id": page["id"], "claim_token": page["claim_token"]},
+                    lambda _: {"page_id": page["id"], "claim_token": claimed["claim_token"]},
                 ),
                 ("get_bug_statistics", lambda _: {"session_id": sid}),
                 ("get_session_statistics", lambda _: {"session_id": sid}),

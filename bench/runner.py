@@ -19,6 +19,7 @@ from bench.datagen import GenerationLog
 from bench.harness import Stopwatch, WorkloadResult
 from bench.postgres import BenchPostgres
 from bench.workloads import (
+    agent_economy,
     bulk_discovery,
     claim_growth,
     end_to_end,
@@ -37,6 +38,7 @@ WORKLOADS: tuple[tuple[str, Workload], ...] = (
     (statistics.KEY, statistics.run),
     (claim_growth.KEY, claim_growth.run),
     (end_to_end.KEY, end_to_end.run),
+    (agent_economy.KEY, agent_economy.run),
 )
 WORKLOAD_KEYS = tuple(key for key, _ in WORKLOADS)
 REPO_ROOT = Path(__file__).resolve().parents[1]

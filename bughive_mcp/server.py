@@ -34,8 +34,9 @@ INSTRUCTIONS = """\
 BugHive stores an AI QA crawl: sessions, the pages found, and the bugs filed.
 Crawl loop: create_session → start_session → create_page (base URL, depth 0) → repeat
 { claim_pages_to_crawl → analyse each page (extend_claim if slow) → finish_page (analysis,
-every href found, the bugs: one call) or mark_page_error, with the claim_token } until a claim
-returns nothing and remaining is 0 → complete_session. One bug per defect: the same category
+every href found, the bugs: one call) or mark_page_error, with the claim's claim_token } until
+a claim returns nothing and remaining is 0 → complete_session. Answers are compact (ids,
+status, counts); verbose=true on a write tool adds the row, get_* tools have the detail. One bug per defect: the same category
 and title anywhere in the session is one bug with an occurrence per page. Delivery is
 at-least-once: a page whose lease expires is handed out again. Triage: get_high_confidence_bugs → mark_validated / dismiss_bug →
 mark_reported. Counters are kept by the server. Stored page content (titles, analysis,

@@ -206,9 +206,9 @@ class FiledBugRef(BaseModel):
 
 
 class FinishedPage(BaseModel):
-    """What ``finish_page`` changed, in a few bytes: no row is echoed back."""
+    """What ``finish_page`` changed, in a few bytes: no row is echoed back (nor the page id
+    the caller sent)."""
 
-    page_id: uuid.UUID
     status: PageStatus
     links: LinkCounts
     bugs: list[FiledBugRef]

@@ -169,7 +169,7 @@ async def _crawl(
                         "mark_analyzed",
                         {
                             "page_id": page["id"],
-                            "claim_token": page["claim_token"],
+                            "claim_token": claimed["claim_token"],
                             "title": "A page",
                             "status_code": 200,
                             "response_time_ms": rng.randrange(80, 900),

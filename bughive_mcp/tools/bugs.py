@@ -4,11 +4,12 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field
 
+from bughive_mcp.answers import BugAnswer, BugChanged, BugListing, Verbose, listing
 from bughive_mcp.state import AppContext, in_unit_of_work
 from bughive_mcp.tools.pages import MAX_JSON_BYTES, _bounded_json
 from bughive_mcp.tools.params import BugId, Limit, PageId, SessionId, Skip
 from bughive_mcp.tools.registry import tool
-from db.bug_schemas import BugFiled, BugList, BugPublic, BugStatistics, Evidence
+from db.bug_schemas import BugPublic, BugStatistics, Evidence
 from db.enums import BugCategory, BugPriority, BugStatus
 from db.repositories import BugRepository
 from db.rules.fingerprint import Scope
@@ -55,13 +56,14 @@ async def create_bug(
         UNTRUSTED,
     ] = None,
     group_by: GroupBy = "site",
-) -> BugFiled:
+    verbose: Verbose = False,
+) -> BugAnswer:
     """File a bug found on a page (status detected). One bug per defect: the same category
     and title (case, spacing, counts and ids ignored; status codes kept) anywhere in the
     session is one bug with an occurrence per page — created=false, and grouping says why.
     Repeating a call adds nothing. Give concrete steps and evidence. Next: mark_validated or
     dismiss_bug."""
-    return await in_unit_of_work(
+    filed = await in_unit_of_work(
         ctx,
         lambda s: BugRepository(s).create_bug(
             session_id,
@@ -81,6 +83,7 @@ async def create_bug(
             group_by=group_by,
         ),
     )
+    return BugAnswer.of(filed, verbose=verbose)
 
 
 @tool("Get bug", toolset="bugs", read_only=True)
@@ -90,10 +93,13 @@ async def get_bug(bug_id: BugId, ctx: AppContext) -> BugPublic:
 
 
 @tool("Validate bug", toolset="bugs")
-async def mark_validated(bug_id: BugId, ctx: AppContext) -> BugPublic:
+async def mark_validated(bug_id: BugId, ctx: AppContext, verbose: Verbose = False) -> BugChanged:
     """Confirm a detected bug is real (detected → validated). Next: file it in Linear, then
     mark_reported."""
-    return await in_unit_of_work(ctx, lambda s: BugRepository(s).mark_validated(bug_id))
+    row = await in_unit_of_work(ctx, lambda s: BugRepository(s).mark_validated(bug_id))
+    return BugChanged.after(
+        row, "file it in Linear (get_bug has the details), then mark_reported", verbose=verbose
+    )
 
 
 @tool("Mark bug reported", toolset="bugs", idempotent=True)
@@ -106,11 +112,15 @@ async def mark_reported(
         str, Field(min_length=1, max_length=500, pattern=r"^[hH][tT][tT][pP][sS]?://\S+$")
     ],
     ctx: AppContext,
-) -> BugPublic:
+    verbose: Verbose = False,
+) -> BugChanged:
     """Record that a validated bug was filed in Linear (validated → reported). Repeating it
-    with the same linear_issue_id returns the bug unchanged."""
-    return await in_unit_of_work(
+    with the same linear_issue_id changes nothing."""
+    row = await in_unit_of_work(
         ctx, lambda s: BugRepository(s).mark_reported(bug_id, linear_issue_id, linear_issue_url)
+    )
+    return BugChanged.after(
+        row, "nothing more is needed: the bug is tracked in Linear", verbose=verbose
     )
 
 
@@ -119,9 +129,11 @@ async def dismiss_bug(
     bug_id: BugId,
     reason: Annotated[str, Field(min_length=1, max_length=10_000), UNTRUSTED],
     ctx: AppContext,
-) -> BugPublic:
+    verbose: Verbose = False,
+) -> BugChanged:
     """Dismiss a bug from any status (false positive, duplicate, won't fix), with the reason."""
-    return await in_unit_of_work(ctx, lambda s: BugRepository(s).dismiss(bug_id, reason))
+    row = await in_unit_of_work(ctx, lambda s: BugRepository(s).dismiss(bug_id, reason))
+    return BugChanged.after(row, "nothing more is needed", verbose=verbose)
 
 
 @tool("List high-confidence bugs", toolset="bugs", read_only=True)
@@ -131,25 +143,29 @@ async def get_high_confidence_bugs(
     min_confidence: Confidence = 0.8,
     limit: Limit = 20,
     skip: Skip = 0,
-) -> BugList:
+) -> BugListing:
     """Bugs at or above min_confidence that are not dismissed, most confident first: the
-    best candidates to validate and report. Paginated (skip=next_skip)."""
-    return await in_unit_of_work(
+    best candidates to validate and report. Summaries (get_bug has the details); paginated
+    (skip=next_skip)."""
+    rows = await in_unit_of_work(
         ctx,
         lambda s: BugRepository(s).get_high_confidence_bugs(
             session_id, min_confidence, skip=skip, limit=limit
         ),
     )
+    return listing(BugListing, rows)
 
 
 @tool("List critical bugs", toolset="bugs", read_only=True)
 async def get_critical_bugs(
     session_id: SessionId, ctx: AppContext, limit: Limit = 20, skip: Skip = 0
-) -> BugList:
-    """Critical bugs of a session that are not dismissed. Paginated (skip=next_skip)."""
-    return await in_unit_of_work(
+) -> BugListing:
+    """Critical bugs of a session that are not dismissed: summaries (get_bug has the
+    details), paginated (skip=next_skip)."""
+    rows = await in_unit_of_work(
         ctx, lambda s: BugRepository(s).get_critical_bugs(session_id, skip=skip, limit=limit)
     )
+    return listing(BugListing, rows)
 
 
 @tool("Get bug statistics", toolset="reporting", read_only=True)
@@ -168,12 +184,13 @@ async def get_session_bugs(
     category: BugCategory | None = None,
     skip: Skip = 0,
     limit: Limit = 20,
-) -> BugList:
-    """A session's bugs, optionally filtered, most urgent first. Paginated: when has_more,
-    call again with skip=next_skip."""
-    return await in_unit_of_work(
+) -> BugListing:
+    """A session's bugs, optionally filtered, most urgent first: summaries (get_bug has the
+    details). Paginated: when has_more, call again with skip=next_skip."""
+    rows = await in_unit_of_work(
         ctx,
         lambda s: BugRepository(s).get_session_bugs(
             session_id, status, priority, category, skip=skip, limit=limit
         ),
     )
+    return listing(BugListing, rows)

@@ -6,18 +6,23 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field
 
+from bughive_mcp.answers import (
+    Claimed,
+    PageAdded,
+    PageAnswer,
+    PageLease,
+    PageListing,
+    Verbose,
+    listing,
+)
 from bughive_mcp.state import AppContext, in_unit_of_work, server_settings
 from bughive_mcp.tools.params import HttpUrl, Limit, PageId, SessionId, Skip
 from bughive_mcp.tools.registry import tool
 from db.page_schemas import (
     BulkCreateResult,
-    ClaimResult,
     NavigationGraph,
     NewPage,
     PageAnalytics,
-    PageClaim,
-    PageCreated,
-    PageList,
     PagePublic,
 )
 from db.repositories import PageRepository
@@ -85,14 +90,16 @@ async def create_page(
     parent_page_id: Annotated[
         PageId | None, Field(description="Page on which the link was found.")
     ] = None,
-) -> PageCreated:
+    verbose: Verbose = False,
+) -> PageAdded:
     """Record one discovered URL (status discovered). The URL is normalized; one already
     known in the session is returned with created=false and not counted again. A URL outside
     the session's limits (origin, max_depth, patterns, max_pages) is refused with the reason.
     For many links at once use bulk_create_pages."""
-    return await in_unit_of_work(
+    row = await in_unit_of_work(
         ctx, lambda s: PageRepository(s).create_page(session_id, url, depth, parent_page_id)
     )
+    return PageAdded.of_created(row, verbose=verbose)
 
 
 @tool("Bulk create pages", toolset="frontier", idempotent=True)
@@ -101,14 +108,19 @@ async def bulk_create_pages(
     pages: Annotated[list[NewPage], Field(min_length=1, max_length=MAX_BULK_LINKS)],
     ctx: AppContext,
     max_listed: Annotated[
-        int, Field(ge=0, le=10_000, description="Cap on entries per list; counts are exact.")
-    ] = 100,
+        int,
+        Field(
+            ge=0,
+            le=10_000,
+            description="Entries listed per list (0: counts only, the default); counts are exact.",
+        ),
+    ] = 0,
 ) -> BulkCreateResult:
     """Record all links found on a page in one call (up to 10,000 distinct URLs, repeats
     included up to 100,000 links: send the page's hrefs as they are). URLs are normalized;
-    already-known ones are listed under existing, out-of-limits ones under refused (with the
-    reason), repeats within the call under duplicates_in_batch; only new ones raise
-    pages_discovered."""
+    answers counts of created, existing (already known), refused (outside the crawl's
+    limits) and duplicates_in_batch; max_listed>0 lists them (refused with the reason). Only
+    new ones raise pages_discovered."""
 
     async def report(done: int, total: int) -> None:  # large batches: the client shows progress
         await ctx.report_progress(done, total, f"{done} of {total} new pages recorded")
@@ -128,13 +140,14 @@ async def get_page(page_id: PageId, ctx: AppContext) -> PagePublic:
 @tool("Look at pages to crawl", toolset="frontier", read_only=True)
 async def get_pages_to_crawl(
     session_id: SessionId, ctx: AppContext, limit: Limit = 10, skip: Skip = 0
-) -> PageList:
+) -> PageListing:
     """Read-only look at the frontier: discovered pages, shallowest first, with the total
     still waiting (paginated: skip=next_skip). Reserves nothing: to get work, call
     claim_pages_to_crawl."""
-    return await in_unit_of_work(
+    rows = await in_unit_of_work(
         ctx, lambda s: PageRepository(s).get_pages_to_crawl(session_id, limit, skip)
     )
+    return listing(PageListing, rows)
 
 
 @tool("Claim pages to crawl", toolset="frontier")
@@ -143,18 +156,19 @@ async def claim_pages_to_crawl(
     ctx: AppContext,
     limit: Annotated[int, Field(ge=1, le=100, description="Pages to lease (1-100).")] = 10,
     lease_seconds: LeaseSeconds = DEFAULT_LEASE_SECONDS,
-) -> ClaimResult:
+) -> Claimed:
     """The way workers get work: atomically lease up to limit discovered pages (shallowest
     first) to you; no other worker gets them. At-least-once: if you do not finish a page
     before its lease ends, it is handed out again (after max attempts it becomes error).
     Finish each page with mark_analyzed / mark_page_error passing its claim_token; call
     extend_claim for slow pages. Empty items and remaining=0 means the crawl is done."""
-    return await in_unit_of_work(
+    claim = await in_unit_of_work(
         ctx,
         lambda s: PageRepository(s).claim_pages_to_crawl(
             session_id, limit, lease_seconds, server_settings(ctx).max_attempts
         ),
     )
+    return Claimed.of(claim)
 
 
 @tool("Extend page lease", toolset="frontier")
@@ -163,24 +177,28 @@ async def extend_claim(
     claim_token: ClaimToken,
     ctx: AppContext,
     lease_seconds: LeaseSeconds = DEFAULT_LEASE_SECONDS,
-) -> PageClaim:
+) -> PageLease:
     """Heartbeat for a slow analysis: renew your lease on a claimed page to lease_seconds
     from now. Fails with "lease lost" if the page was handed to another worker: then drop it."""
-    return await in_unit_of_work(
+    row = await in_unit_of_work(
         ctx, lambda s: PageRepository(s).extend_claim(page_id, claim_token, lease_seconds)
     )
+    return PageLease.of(row)
 
 
 @tool("Mark page crawling", toolset="frontier")
 async def mark_crawling(
-    page_id: PageId, ctx: AppContext, lease_seconds: LeaseSeconds = DEFAULT_LEASE_SECONDS
-) -> PageClaim:
+    page_id: PageId,
+    ctx: AppContext,
+    lease_seconds: LeaseSeconds = DEFAULT_LEASE_SECONDS,
+) -> PageLease:
     """Take one specific discovered page (compare-and-set discovered → crawling) with a
     lease and claim_token, as a claim does. Only one caller wins; others get an error.
     Prefer claim_pages_to_crawl for the crawl loop."""
-    return await in_unit_of_work(
+    row = await in_unit_of_work(
         ctx, lambda s: PageRepository(s).mark_crawling(page_id, lease_seconds)
     )
+    return PageLease.of(row)
 
 
 @tool("Mark page analyzed", toolset="frontier")
@@ -195,11 +213,13 @@ async def mark_analyzed(
     status_code: Annotated[int | None, Field(ge=100, le=599)] = None,
     content_type: Annotated[str | None, Field(max_length=255), UNTRUSTED] = None,
     content_length: Annotated[int | None, Field(ge=0, le=INT32_MAX)] = None,
-) -> PagePublic:
+    verbose: Verbose = False,
+) -> PageAnswer:
     """Store the analysis of a claimed page (crawling → analyzed) and raise pages_crawled,
     fenced by the claim_token of your claim: if your lease was lost, nothing is written and
-    you get a "lease lost" error. File bugs found on the page with create_bug."""
-    return await in_unit_of_work(
+    you get a "lease lost" error. File bugs found on the page with create_bug (or do it all
+    in one call: finish_page)."""
+    row = await in_unit_of_work(
         ctx,
         lambda s: PageRepository(s).mark_analyzed(
             page_id,
@@ -213,6 +233,7 @@ async def mark_analyzed(
             content_length=content_length,
         ),
     )
+    return PageAnswer.of(row, verbose=verbose)
 
 
 @tool("Mark page error", toolset="frontier")
@@ -221,11 +242,12 @@ async def mark_page_error(
     error_message: Annotated[str, Field(min_length=1, max_length=10_000), UNTRUSTED],
     ctx: AppContext,
     claim_token: OptionalClaimToken = None,
-) -> PagePublic:
+    verbose: Verbose = False,
+) -> PageAnswer:
     """Give up on a page that could not be loaded or analysed (→ error), with the reason. A
     claimed page needs the claim_token of your claim (fenced like mark_analyzed); only a page
     nobody has claimed (discovered) can be given up without one."""
-    return await in_unit_of_work(
+    row = await in_unit_of_work(
         ctx,
         lambda s: (
             PageRepository(s).give_up_unclaimed(page_id, error_message)
@@ -233,6 +255,7 @@ async def mark_page_error(
             else PageRepository(s).mark_error(page_id, error_message, claim_token)
         ),
     )
+    return PageAnswer.of(row, verbose=verbose)
 
 
 @tool("Get page analytics", toolset="reporting", read_only=True)

@@ -4,19 +4,14 @@ from typing import Annotated
 
 from pydantic import Field
 
+from bughive_mcp.answers import SessionAnswer, SessionEnded, SessionListing, Verbose, listing
 from bughive_mcp.state import AppContext, in_unit_of_work
 from bughive_mcp.tools.params import HttpUrl, Limit, SessionId, Skip
 from bughive_mcp.tools.registry import tool
 from db.enums import SessionStatus
 from db.repositories import CrawlSessionRepository
 from db.rules.untrusted import UNTRUSTED
-from db.schemas import (
-    CrawlConfig,
-    CrawlSessionList,
-    CrawlSessionPublic,
-    SessionCompleted,
-    SessionStatistics,
-)
+from db.schemas import CrawlConfig, CrawlSessionPublic, SessionStatistics
 
 
 @tool("Create crawl session", toolset="sessions")
@@ -25,20 +20,29 @@ async def create_session(
     ctx: AppContext,
     config: CrawlConfig | None = None,
     idempotency_key: Annotated[str | None, Field(min_length=1, max_length=255)] = None,
-) -> CrawlSessionPublic:
-    """Start here: create a crawl session (status pending) for a site. Returns the session;
-    pass its id to every other tool. Next: start_session, then create_page for the base URL.
-    With an idempotency_key, a retry with the same key returns the same session."""
-    return await in_unit_of_work(
+    verbose: Verbose = False,
+) -> SessionAnswer:
+    """Start here: create a crawl session (status pending) for a site; pass its id to every
+    other tool. Next: start_session, then create_page for the base URL. With an
+    idempotency_key, a retry with the same key returns the same session."""
+    row = await in_unit_of_work(
         ctx, lambda s: CrawlSessionRepository(s).create_session(base_url, config, idempotency_key)
+    )
+    return SessionAnswer.after(
+        row, "start_session, then create_page with the base URL", verbose=verbose
     )
 
 
 @tool("Start crawl session", toolset="sessions")
-async def start_session(session_id: SessionId, ctx: AppContext) -> CrawlSessionPublic:
+async def start_session(session_id: SessionId, ctx: AppContext) -> SessionAnswer:
     """Move a session from pending to running and stamp started_at. Call once, before
     crawling pages."""
-    return await in_unit_of_work(ctx, lambda s: CrawlSessionRepository(s).start_session(session_id))
+    row = await in_unit_of_work(ctx, lambda s: CrawlSessionRepository(s).start_session(session_id))
+    return SessionAnswer.after(
+        row,
+        "create_page with the base URL, then claim_pages_to_crawl and finish_page per page",
+        verbose=False,
+    )
 
 
 @tool("Complete crawl session", toolset="sessions")
@@ -54,17 +58,19 @@ async def complete_session(
     force: Annotated[
         bool, Field(description="Complete even while workers hold leases (their pages → error).")
     ] = False,
-) -> SessionCompleted:
+    verbose: Verbose = False,
+) -> SessionEnded:
     """End a crawl: running → completed (success=true), or pending/running → failed with an
     error message. Refused while pages are leased to workers unless force=true. Call when a
     claim returns no pages and remaining is 0, or when the crawl must stop. unfinished_pages
     says how many pages were never crawled or were stopped."""
-    return await in_unit_of_work(
+    row = await in_unit_of_work(
         ctx,
         lambda s: CrawlSessionRepository(s).complete_session(
             session_id, success, error_message, force=force
         ),
     )
+    return SessionEnded.of_completed(row, verbose=verbose)
 
 
 @tool("Get crawl session", toolset="sessions", read_only=True)
@@ -80,12 +86,13 @@ async def list_sessions(
     status: SessionStatus | None = None,
     limit: Limit = 20,
     skip: Skip = 0,
-) -> CrawlSessionList:
-    """List sessions, newest first, optionally only those in one status. Paginated: when
-    has_more is true, call again with skip=next_skip."""
-    return await in_unit_of_work(
+) -> SessionListing:
+    """List sessions (id, site, status, counters), newest first, optionally only those in one
+    status. Paginated: when has_more is true, call again with skip=next_skip."""
+    rows = await in_unit_of_work(
         ctx, lambda s: CrawlSessionRepository(s).list(status, skip=skip, limit=limit)
     )
+    return listing(SessionListing, rows)
 
 
 @tool("Add AI cost", toolset="sessions")
@@ -93,12 +100,13 @@ async def add_cost(
     session_id: SessionId,
     cost_usd: Annotated[float, Field(ge=0, le=10_000, description="Spend to add, in USD.")],
     ctx: AppContext,
-) -> CrawlSessionPublic:
+) -> SessionAnswer:
     """Add the AI spend of a step (e.g. one page analysis) to the session's total_cost.
-    Not idempotent: call once per spend. Returns the updated session."""
-    return await in_unit_of_work(
+    Not idempotent: call once per spend."""
+    row = await in_unit_of_work(
         ctx, lambda s: CrawlSessionRepository(s).add_cost(session_id, cost_usd)
     )
+    return SessionAnswer.after(row, None, verbose=False)
 
 
 @tool("Get session statistics", toolset="reporting", read_only=True)

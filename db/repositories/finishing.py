@@ -136,7 +136,6 @@ class PageFinishing(PageDiscovery, PageFrontier):
                 "crawl session", session_id, "add pages to", str(status), OPEN_SESSION_STATUSES
             )
         return FinishedPage(
-            page_id=page_id,
             status=PageStatus.ANALYZED,
             links=counts,
             bugs=[

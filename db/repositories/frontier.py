@@ -25,6 +25,7 @@ from db.errors import (
 from db.page_schemas import ClaimResult, PageClaim, PagePublic
 from db.repositories.base import RETURNING_XID, Repository, Transition, sql_list
 from db.repositories.leases import (
+    CLAIM_LEASE_GRANTED,
     DEFAULT_LEASE_SECONDS,
     DEFAULT_MAX_ATTEMPTS,
     HELD_BY_TOKEN,
@@ -115,6 +116,7 @@ RETURNING *, {RETURNING_XID}
 # - ``retry`` + ``fresh`` → ``picked``: the pages handed out — expired ones first, then
 #   discovered ones shallowest and oldest first (ix_pages_frontier), up to {limit} in all (a
 #   fresh page locked but not picked, because expired ones came first, is free at the commit);
+# - ``token``: the claim's one claim_token, drawn once (MATERIALIZED);
 # - ``claimed``: the lease itself, by primary key (``= ANY(ARRAY(…))``: the row estimate of a
 #   LIMIT must not tempt the planner into a hash join over the table); the final row(s) add
 #   the counts and the transaction's id (NULL when nothing was written). Both updates also
@@ -157,9 +159,11 @@ WITH crawl AS (
     ) AS candidates
     ORDER BY rank
     LIMIT {{limit}}
+), token AS MATERIALIZED (
+    SELECT gen_random_uuid() AS value
 ), claimed AS (
     UPDATE pages AS p
-    SET {LEASE_GRANTED}, updated_at = now()
+    SET {CLAIM_LEASE_GRANTED}, updated_at = now()
     WHERE p.id = ANY(ARRAY(SELECT id FROM picked)) AND p.session_id = :session_id
     RETURNING p.*
 )
@@ -202,8 +206,8 @@ class PageFrontier(Repository):
         lease_seconds: int = DEFAULT_LEASE_SECONDS,
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
     ) -> ClaimResult:
-        """Atomically lease up to ``limit`` pages to the caller, each with its own
-        ``claim_token``: first pages whose earlier lease expired (their worker died; counted in
+        """Atomically lease up to ``limit`` pages to the caller under one ``claim_token``
+        (each page row holds it; every page of the claim carries it): first pages whose earlier lease expired (their worker died; counted in
         ``requeued``), then discovered pages, shallowest first, then oldest. An expired page
         whose ``max_attempts`` leases are spent becomes ``error`` instead (``gave_up``).
 

@@ -56,16 +56,16 @@ async def crawl_with_every_tool(client: Client) -> set[str]:
     finished = await call(
         "finish_page",
         page_id=good[0]["id"],
-        claim_token=good[0]["claim_token"],
+        claim_token=claim["claim_token"],
         links=[{"url": f"{BASE_URL}/p/0"}, {"url": f"{BASE_URL}/p/0#top"}],
     )
     assert finished["links"] == {"created": 0, "known": 2, "refused": 0}
     for page in good[1:]:
-        await call("mark_analyzed", page_id=page["id"], claim_token=page["claim_token"])
+        await call("mark_analyzed", page_id=page["id"], claim_token=claim["claim_token"])
     await call(
         "mark_page_error",
         page_id=broken["id"],
-        claim_token=broken["claim_token"],
+        claim_token=claim["claim_token"],
         error_message="timed out",
     )
     assert (await call("get_page", page_id=broken["id"]))["status"] == "error"

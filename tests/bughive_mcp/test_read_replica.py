@@ -191,7 +191,7 @@ async def test_every_read_only_tool_and_resource_reads_the_replica_every_other_t
         session_id = await new_crawl(client, 2)
         claim = await call_ok(client, "claim_pages_to_crawl", session_id=session_id, limit=1)
         page = claim["items"][0]
-        await call_ok(client, "mark_analyzed", page_id=page["id"], claim_token=page["claim_token"])
+        await call_ok(client, "mark_analyzed", page_id=page["id"], claim_token=claim["claim_token"])
         bug = await call_ok(
             client,
             "create_bug",
@@ -246,7 +246,7 @@ async def test_while_the_replica_lags_writes_succeed_and_read_only_tools_show_it
         assert (len(claim["items"]), claim["remaining"]) == (6, 0)
         for page in claim["items"][:4]:
             await call_ok(
-                client, "mark_analyzed", page_id=page["id"], claim_token=page["claim_token"]
+                client, "mark_analyzed", page_id=page["id"], claim_token=claim["claim_token"]
             )
         refused = await call(client, "complete_session", {"session_id": session_id})
         assert refused.is_error and "leased" in only_text(refused)  # the primary's truth

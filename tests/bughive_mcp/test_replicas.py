@@ -145,7 +145,7 @@ async def crawl(client: Client, session_id: str, claimed: list[str], bugs_filed:
                 client,
                 "mark_analyzed",
                 page_id=page["id"],
-                claim_token=page["claim_token"],
+                claim_token=claim["claim_token"],
                 status_code=200,
             )
             number = int(page["url"].rsplit("/", 1)[1])

@@ -85,7 +85,9 @@ async def run_agent(client: Client, site: GeneratedSite) -> str:
                 {"url": link, "depth": page["depth"] + 1, "parent_page_id": page["id"]}
                 for link in site.links[page["url"]]
             ]
-            found = await call(client, "bulk_create_pages", session_id=sid, pages=links)
+            found = await call(
+                client, "bulk_create_pages", session_id=sid, pages=links, max_listed=100
+            )
             assert all("outside" in r["reason"] for r in found["refused"])
             for title, priority, category in site.bugs.get(page["url"], []):
                 await call(
@@ -104,7 +106,7 @@ async def run_agent(client: Client, site: GeneratedSite) -> str:
                 client,
                 "mark_analyzed",
                 page_id=page["id"],
-                claim_token=page["claim_token"],
+                claim_token=claim["claim_token"],
                 title=f"Page {page['url']}",
                 status_code=200,
             )

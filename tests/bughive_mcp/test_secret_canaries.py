@@ -87,12 +87,14 @@ async def every_tool_and_error(call: Surface, tools: list[str]) -> None:
     taken = await call("mark_crawling", page_id=home["id"])
     await call("extend_claim", page_id=home["id"], claim_token=taken["claim_token"])
     await call("mark_analyzed", page_id=home["id"], claim_token=taken["claim_token"], title="S")
-    [other] = (await call("claim_pages_to_crawl", session_id=sid))["items"]
-    await call("mark_page_error", page_id=other["id"], claim_token=other["claim_token"],
+    claim = await call("claim_pages_to_crawl", session_id=sid)
+    [other] = claim["items"]
+    await call("mark_page_error", page_id=other["id"], claim_token=claim["claim_token"],
                error_message="timeout")  # fmt: skip
     await call("create_page", session_id=sid, url=f"{BASE_URL}/b", depth=1)
-    [last] = (await call("claim_pages_to_crawl", session_id=sid))["items"]
-    await call("finish_page", page_id=last["id"], claim_token=last["claim_token"],
+    claim = await call("claim_pages_to_crawl", session_id=sid)
+    [last] = claim["items"]
+    await call("finish_page", page_id=last["id"], claim_token=claim["claim_token"],
                title="B", links=[{"url": f"{BASE_URL}/c"}])  # fmt: skip
     bug = await call("create_bug", session_id=sid, page_id=home["id"], **BUG_FIELDS)
     second = await call(

@@ -210,13 +210,13 @@ async def tour_every_tool(call: Call) -> None:
     )
     await call("get_page", page_id=home["id"])
     await call("get_pages_to_crawl", session_id=sid, limit=5)
-    claimed = (await call("claim_pages_to_crawl", session_id=sid, limit=2))["items"]
-    first, second = claimed
-    await call("extend_claim", page_id=first["id"], claim_token=first["claim_token"])
+    claim = await call("claim_pages_to_crawl", session_id=sid, limit=2)
+    first, second = claim["items"]
+    await call("extend_claim", page_id=first["id"], claim_token=claim["claim_token"])
     await call(
         "mark_analyzed",
         page_id=first["id"],
-        claim_token=first["claim_token"],
+        claim_token=claim["claim_token"],
         title="Home",
         screenshot_url="https://cdn.example/home.png",
         analysis_result={"summary": "ok"},
@@ -229,7 +229,7 @@ async def tour_every_tool(call: Call) -> None:
         "mark_page_error",
         page_id=second["id"],
         error_message="timeout",
-        claim_token=second["claim_token"],
+        claim_token=claim["claim_token"],
     )
     [rest] = (await call("get_pages_to_crawl", session_id=sid))["items"]
     leased = await call("mark_crawling", page_id=rest["id"])

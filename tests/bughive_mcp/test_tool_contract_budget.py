@@ -16,8 +16,10 @@ from bughive_mcp.settings import ServerSettings
 
 SNAPSHOTS = Path(__file__).parent / "tool_snapshots"
 # Paid once per conversation. 24,000 until finish_page (issue 18) added ~3,700: the one call per
-# page saves an agent two calls and ~1 KB of answers on every page it analyses.
-MAX_LIST_CHARS = 28_000
+# page saves an agent two calls and ~1 KB of answers on every page it analyses. 28,000 until
+# the compact answers (issue 18) gave nine write tools a ``verbose`` flag (~100 characters
+# each): what they stopped echoing is ~500 bytes on every page.
+MAX_LIST_CHARS = 29_000
 MAX_DESCRIPTION_CHARS = 600
 
 

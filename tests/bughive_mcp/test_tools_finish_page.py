@@ -30,7 +30,7 @@ async def test_one_call_finishes_a_page_with_its_links_and_bugs_in_a_few_hundred
         "finish_page",
         {
             "page_id": page["id"],
-            "claim_token": page["claim_token"],
+            "claim_token": claim["claim_token"],
             "title": "Docs",
             "status_code": 200,
             "links": hrefs,

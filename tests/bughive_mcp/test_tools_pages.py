@@ -38,6 +38,14 @@ async def test_create_page_records_a_discovered_page(client: Client) -> None:
 
     assert page == {
         "id": page["id"],
+        "status": "discovered",
+        "url": HOME,
+        "depth": 0,
+        "created": True,
+    }
+    stored = await call_ok(client, "get_page", page_id=page["id"])
+    assert stored == {
+        "id": page["id"],
         "session_id": session["id"],
         "parent_page_id": None,
         "url": HOME,
@@ -51,15 +59,29 @@ async def test_create_page_records_a_discovered_page(client: Client) -> None:
         "content_type": None,
         "content_length": None,
         "error_message": None,
-        "discovered_at": page["discovered_at"],
+        "discovered_at": stored["discovered_at"],
         "crawled_at": None,
         "attempts": 0,
         "lease_expires_at": None,
-        "created_at": page["discovered_at"],
-        "updated_at": page["discovered_at"],
+        "created_at": stored["discovered_at"],
+        "updated_at": stored["discovered_at"],
+    }
+    timestamp(stored["discovered_at"])
+
+
+async def test_create_page_with_verbose_answers_the_stored_row_too(client: Client) -> None:
+    session = await new_session(client)
+
+    page = await call_ok(client, "create_page", session_id=session["id"], url=HOME, verbose=True)
+
+    assert page["page"] == await call_ok(client, "get_page", page_id=page["id"])
+    assert without(page, "page") == {
+        "id": page["id"],
+        "status": "discovered",
+        "url": HOME,
+        "depth": 0,
         "created": True,
     }
-    timestamp(page["discovered_at"])
 
 
 async def test_create_page_raises_pages_discovered_in_the_same_call(client: Client) -> None:
@@ -148,8 +170,8 @@ async def test_create_page_records_the_parent_and_depth(client: Client) -> None:
 
     child = await new_page(client, session["id"], f"{BASE_URL}/cart", 1, home["id"])
 
-    assert child["parent_page_id"] == home["id"]
-    assert child["depth"] == 1
+    stored = await call_ok(client, "get_page", page_id=child["id"])
+    assert (stored["parent_page_id"], stored["depth"], child["depth"]) == (home["id"], 1, 1)
 
 
 async def test_create_page_in_an_unknown_session_names_the_crawl_session(client: Client) -> None:
@@ -236,6 +258,7 @@ async def test_bulk_create_pages_lists_new_and_known_pages_and_counts_only_the_n
             {"url": f"{BASE_URL}/help", "depth": 1, "parent_page_id": home["id"]},
             {"url": f"{BASE_URL}/cart", "depth": 1},  # repeated in the same batch
         ],
+        max_listed=100,
     )
 
     created = {ref["url"]: ref["id"] for ref in result["created"]}
@@ -277,7 +300,11 @@ async def test_bulk_create_pages_accounts_for_every_url_given_duplicates_include
     ]
 
     result = await call_ok(
-        client, "bulk_create_pages", session_id=session["id"], pages=[{"url": u} for u in urls]
+        client,
+        "bulk_create_pages",
+        session_id=session["id"],
+        pages=[{"url": u} for u in urls],
+        max_listed=100,
     )
 
     assert (
@@ -308,6 +335,7 @@ async def test_bulk_create_pages_lists_out_of_limit_urls_as_refused_with_the_rea
             {"url": "https://cdn.other.example/app.js"},
             {"url": f"{BASE_URL}/admin/users"},
         ],
+        max_listed=100,
     )
 
     assert [ref["url"] for ref in result["created"]] == [f"{BASE_URL}/shop"]
@@ -337,6 +365,7 @@ async def test_bulk_create_pages_refuses_an_unparsable_url_and_stores_the_rest(
             {"url": "https://shop.example:99999/c"},
             {"url": f"{BASE_URL}/b"},
         ],
+        max_listed=100,
     )
 
     assert [ref["url"] for ref in result["created"]] == [f"{BASE_URL}/a", f"{BASE_URL}/b"]
@@ -357,6 +386,7 @@ async def test_bulk_create_pages_refuses_a_url_with_a_password_alone_and_masked(
         "bulk_create_pages",
         session_id=session["id"],
         pages=[{"url": f"{BASE_URL}/a"}, {"url": "https://bob:hunter2@shop.example/b"}],
+        max_listed=100,
     )
 
     assert [ref["url"] for ref in result["created"]] == [f"{BASE_URL}/a"]
@@ -376,6 +406,7 @@ async def test_bulk_create_pages_refuses_pages_past_max_pages_and_counts_the_res
         "bulk_create_pages",
         session_id=session["id"],
         pages=[{"url": f"{BASE_URL}/{name}"} for name in ("a", "b", "c")],
+        max_listed=100,
     )
 
     assert result["created_count"] == 2
@@ -405,10 +436,10 @@ async def test_bulk_create_pages_lists_at_most_max_listed_entries_and_exact_coun
     pages += [{"url": f"https://elsewhere.example/{i}"} for i in range(120)]
     pages += [{"url": f"{BASE_URL}/p/{i}#top", "depth": 1} for i in range(110)]
 
-    first = await call_ok(client, "bulk_create_pages", session_id=session["id"], pages=pages)
-    again = await call_ok(
-        client, "bulk_create_pages", session_id=session["id"], pages=pages, max_listed=0
+    first = await call_ok(
+        client, "bulk_create_pages", session_id=session["id"], pages=pages, max_listed=100
     )
+    again = await call_ok(client, "bulk_create_pages", session_id=session["id"], pages=pages)
     everything = await call_ok(
         client, "bulk_create_pages", session_id=session["id"], pages=pages, max_listed=10_000
     )
@@ -500,7 +531,8 @@ async def test_get_page_returns_the_page_as_stored(client: Client) -> None:
 
     page = await call_ok(client, "get_page", page_id=created["id"])
 
-    assert page == without(created, "created")
+    assert {key: page[key] for key in created if key != "created"} == without(created, "created")
+    assert page["session_id"] == session["id"]
 
 
 async def test_get_page_of_an_unknown_id_names_the_page(client: Client) -> None:
@@ -575,19 +607,7 @@ async def test_get_pages_to_crawl_of_an_unknown_session_names_the_crawl_session(
 # --- claim_pages_to_crawl -----------------------------------------------------------------
 
 
-def as_claimed(page: dict[str, Any], claim: dict[str, Any], attempts: int = 1) -> dict[str, Any]:
-    """What a claim of ``page`` must show: the page, leased."""
-    return {
-        **without(page, "created"),
-        "status": "crawling",
-        "attempts": attempts,
-        "lease_expires_at": claim["lease_expires_at"],
-        "claim_token": claim["claim_token"],
-        "updated_at": claim["updated_at"],
-    }
-
-
-async def test_claim_pages_to_crawl_leases_the_shallowest_pages_each_with_its_own_token(
+async def test_claim_pages_to_crawl_leases_the_shallowest_pages_under_one_token(
     client: Client,
 ) -> None:
     session = await new_session(client)
@@ -597,19 +617,48 @@ async def test_claim_pages_to_crawl_leases_the_shallowest_pages_each_with_its_ow
 
     claimed = await call_ok(client, "claim_pages_to_crawl", session_id=session["id"], limit=2)
 
-    first, second = claimed["items"]
     assert claimed == {
-        "items": [as_claimed(home, first), as_claimed(middle, second)],
+        "items": [
+            {"id": home["id"], "url": HOME, "depth": 0},
+            {"id": middle["id"], "url": f"{BASE_URL}/a", "depth": 1},
+        ],
+        "claim_token": claimed["claim_token"],
         "lease_seconds": 300,
         "remaining": 1,
-        "requeued": 0,
-        "gave_up": 0,
     }
-    assert first["claim_token"] != second["claim_token"]
-    lease = timestamp(first["lease_expires_at"]) - timestamp(first["updated_at"])
-    assert lease == timedelta(seconds=300)
+    uuid.UUID(claimed["claim_token"])
+    for page in (home, middle):
+        leased = await call_ok(client, "get_page", page_id=page["id"])
+        assert (leased["status"], leased["attempts"]) == ("crawling", 1)
+        lease = timestamp(leased["lease_expires_at"]) - timestamp(leased["updated_at"])
+        assert lease == timedelta(seconds=300)
     left = await call_ok(client, "get_pages_to_crawl", session_id=session["id"])
     assert [p["id"] for p in left["items"]] == [deep["id"]]
+
+
+async def test_one_claim_token_finishes_every_page_of_its_claim_and_no_other(
+    client: Client,
+) -> None:
+    session = await new_session(client)
+    for name in ("a", "b", "c"):
+        await new_page(client, session["id"], f"{BASE_URL}/{name}", depth=1)
+    mine = await call_ok(client, "claim_pages_to_crawl", session_id=session["id"], limit=2)
+    theirs = await call_ok(client, "claim_pages_to_crawl", session_id=session["id"], limit=2)
+    [their_page] = theirs["items"]
+
+    assert mine["claim_token"] != theirs["claim_token"]
+    message = await call_error(
+        client,
+        "mark_analyzed",
+        page_id=their_page["id"],
+        claim_token=mine["claim_token"],
+    )
+    assert "it is not the claim token of page" in message
+    for page in mine["items"]:
+        done = await call_ok(
+            client, "mark_analyzed", page_id=page["id"], claim_token=mine["claim_token"]
+        )
+        assert done == {"id": page["id"], "status": "analyzed"}
 
 
 async def test_claim_pages_to_crawl_never_hands_out_a_leased_page_again(client: Client) -> None:
@@ -640,9 +689,10 @@ async def test_claim_pages_to_crawl_hands_out_again_a_page_whose_lease_expired(
     claimed = await call_ok(client, "claim_pages_to_crawl", session_id=session["id"])
 
     [again] = claimed["items"]
-    assert (claimed["requeued"], claimed["gave_up"]) == (1, 0)
-    assert (again["id"], again["attempts"]) == (page["id"], 2)
-    assert again["claim_token"] != lost["claim_token"]
+    assert (claimed["requeued"], "gave_up" in claimed) == (1, False)
+    assert again["id"] == page["id"]
+    assert (await call_ok(client, "get_page", page_id=page["id"]))["attempts"] == 2
+    assert claimed["claim_token"] != lost["claim_token"]
 
 
 async def test_claim_pages_to_crawl_gives_up_on_a_page_after_max_attempts(
@@ -660,6 +710,7 @@ async def test_claim_pages_to_crawl_gives_up_on_a_page_after_max_attempts(
     claimed = await call_ok(client, "claim_pages_to_crawl", session_id=session["id"])
 
     assert (claimed["items"], claimed["gave_up"], claimed["remaining"]) == ([], 1, 0)
+    assert "requeued" not in claimed
     given_up = await call_ok(client, "get_page", page_id=page["id"])
     assert given_up["status"] == "error"
     assert given_up["error_message"].startswith("gave up after 3 attempts")
@@ -714,11 +765,7 @@ async def test_extend_claim_renews_the_lease_from_now(client: Client) -> None:
         lease_seconds=3600,
     )
 
-    assert extended == {
-        **claim,
-        "lease_expires_at": extended["lease_expires_at"],
-        "updated_at": extended["updated_at"],
-    }
+    assert extended == {**claim, "lease_expires_at": extended["lease_expires_at"]}
     assert timestamp(extended["lease_expires_at"]) - timestamp(claim["lease_expires_at"]) > (
         timedelta(seconds=3500)
     )
@@ -789,15 +836,17 @@ async def test_mark_crawling_leases_a_discovered_page_with_a_claim_token(
     claim = await call_ok(client, "mark_crawling", page_id=created["id"], lease_seconds=60)
 
     assert claim == {
-        **without(created, "created"),
-        "status": "crawling",
+        "id": created["id"],
+        "url": HOME,
+        "depth": 0,
         "attempts": 1,
-        "lease_expires_at": claim["lease_expires_at"],
         "claim_token": claim["claim_token"],
-        "updated_at": claim["updated_at"],
+        "lease_expires_at": claim["lease_expires_at"],
     }
     uuid.UUID(claim["claim_token"])
-    lease = timestamp(claim["lease_expires_at"]) - timestamp(claim["updated_at"])
+    stored = await call_ok(client, "get_page", page_id=created["id"])
+    assert (stored["status"], stored["lease_expires_at"]) == ("crawling", claim["lease_expires_at"])
+    lease = timestamp(claim["lease_expires_at"]) - timestamp(stored["updated_at"])
     assert lease == timedelta(seconds=60)
 
 
@@ -840,8 +889,9 @@ async def test_mark_analyzed_stores_the_analysis_and_ends_the_lease(client: Clie
     session = await new_session(client)
     created = await new_page(client, session["id"], HOME)
     claim = await call_ok(client, "mark_crawling", page_id=created["id"])
+    leased = await call_ok(client, "get_page", page_id=created["id"])
 
-    page = await call_ok(
+    answer = await call_ok(
         client,
         "mark_analyzed",
         page_id=created["id"],
@@ -849,8 +899,10 @@ async def test_mark_analyzed_stores_the_analysis_and_ends_the_lease(client: Clie
         **ANALYSIS,
     )
 
+    assert answer == {"id": created["id"], "status": "analyzed"}
+    page = await call_ok(client, "get_page", page_id=created["id"])
     assert page == {
-        **without(claim, "claim_token"),
+        **leased,
         **ANALYSIS,
         "status": "analyzed",
         "lease_expires_at": None,
@@ -858,6 +910,24 @@ async def test_mark_analyzed_stores_the_analysis_and_ends_the_lease(client: Clie
         "updated_at": page["updated_at"],
     }
     assert timestamp(page["crawled_at"]) >= timestamp(page["discovered_at"])
+
+
+async def test_mark_analyzed_with_verbose_answers_the_stored_row(client: Client) -> None:
+    session = await new_session(client)
+    created = await new_page(client, session["id"], HOME)
+    claim = await call_ok(client, "mark_crawling", page_id=created["id"])
+
+    answer = await call_ok(
+        client,
+        "mark_analyzed",
+        page_id=created["id"],
+        claim_token=claim["claim_token"],
+        verbose=True,
+        **ANALYSIS,
+    )
+
+    assert answer["page"] == await call_ok(client, "get_page", page_id=created["id"])
+    assert answer["page"]["analysis_result"] == ANALYSIS["analysis_result"]
 
 
 async def test_mark_analyzed_without_a_claim_token_is_refused_and_changes_nothing(
@@ -1062,8 +1132,9 @@ async def test_mark_page_error_records_the_reason_and_does_not_count_a_crawl(
     session = await new_session(client)
     created = await new_page(client, session["id"], HOME)
     claim = await call_ok(client, "mark_crawling", page_id=created["id"])
+    leased = await call_ok(client, "get_page", page_id=created["id"])
 
-    page = await call_ok(
+    answer = await call_ok(
         client,
         "mark_page_error",
         page_id=created["id"],
@@ -1071,8 +1142,10 @@ async def test_mark_page_error_records_the_reason_and_does_not_count_a_crawl(
         claim_token=claim["claim_token"],
     )
 
+    assert answer == {"id": created["id"], "status": "error"}
+    page = await call_ok(client, "get_page", page_id=created["id"])
     assert page == {
-        **without(claim, "claim_token"),
+        **leased,
         "status": "error",
         "error_message": "navigation timeout",
         "lease_expires_at": None,

@@ -113,6 +113,7 @@ async def set_scene(client: Client, pair: tuple[str, str], key: str) -> Scene:
             {"url": HOME, "depth": 0},
             *({"url": f"{BASE_URL}/{name}", "depth": 1} for name in names),
         ],
+        max_listed=100,
     )
     page_ids = {ref["url"]: ref["id"] for ref in found["created"]}
     assert len(page_ids) == 1 + len(names), found

@@ -125,11 +125,13 @@ async def new_page(
 async def analyzed_page(
     client: Client, session_id: str, url: str = HOME, **analysis: Any
 ) -> dict[str, Any]:
+    """A page crawled and analysed, as stored (get_page)."""
     page = await new_page(client, session_id, url)
     claim = await call_ok(client, "mark_crawling", page_id=page["id"])
-    return await call_ok(
+    await call_ok(
         client, "mark_analyzed", page_id=page["id"], claim_token=claim["claim_token"], **analysis
     )
+    return await call_ok(client, "get_page", page_id=page["id"])
 
 
 BUG_FIELDS: dict[str, Any] = {
@@ -171,7 +173,7 @@ async def small_crawl(client: Client) -> dict[str, dict[str, Any]]:
     page_id = out["create_page"]["id"]
     assert (out["create_page"]["status"], out["create_page"]["created"]) == ("discovered", True)
     out["mark_crawling"] = await call_ok(client, "mark_crawling", page_id=page_id)
-    assert out["mark_crawling"]["status"] == "crawling"
+    assert (out["mark_crawling"]["id"], out["mark_crawling"]["attempts"]) == (page_id, 1)
     out["mark_analyzed"] = await call_ok(
         client,
         "mark_analyzed",
@@ -181,11 +183,13 @@ async def small_crawl(client: Client) -> dict[str, dict[str, Any]]:
         status_code=200,
         response_time_ms=120,
     )
-    assert (out["mark_analyzed"]["status"], out["mark_analyzed"]["title"]) == ("analyzed", "Shop")
+    assert out["mark_analyzed"] == {"id": page_id, "status": "analyzed"}
     out["create_bug"] = await call_ok(
         client, "create_bug", session_id=sid, page_id=page_id, confidence=0.9, **BUG_FIELDS
     )
-    assert (out["create_bug"]["status"], out["create_bug"]["created"]) == ("detected", True)
+    assert (out["create_bug"]["created"], out["create_bug"]["occurrences"]) == (True, 1)
+    out["get_bug"] = await call_ok(client, "get_bug", bug_id=out["create_bug"]["id"])
+    assert (out["get_bug"]["status"], out["get_bug"]["title"]) == ("detected", BUG_FIELDS["title"])
     out["get_bug_statistics"] = await call_ok(client, "get_bug_statistics", session_id=sid)
     assert out["get_bug_statistics"]["total"] == 1
     assert out["get_bug_statistics"]["by_priority"]["high"] == 1

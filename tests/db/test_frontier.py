@@ -39,11 +39,13 @@ async def expire_leases(raw: asyncpg.Connection, session_id: uuid.UUID) -> None:
     )
 
 
-async def test_claim_hands_out_shallowest_pages_first_with_tokens(db: Database) -> None:
+async def test_claim_hands_out_shallowest_pages_first_under_one_token(db: Database) -> None:
     session_id = await seed_pages(db, 9)
     result = await claim(db, session_id, limit=4)
+    again = await claim(db, session_id, limit=4)
     assert [p.depth for p in result.items] == [0, 0, 0, 1]
-    assert len({p.claim_token for p in result.items}) == 4
+    assert len({p.claim_token for p in result.items}) == 1
+    assert {p.claim_token for p in result.items}.isdisjoint(p.claim_token for p in again.items)
     assert all(p.status == PageStatus.CRAWLING and p.attempts == 1 for p in result.items)
     assert result.remaining == 5
 

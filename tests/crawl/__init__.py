@@ -1,0 +1,1 @@
+"""The crawl loop on a realistic generated site, driven through the MCP client (issue 18)."""
