@@ -29,17 +29,26 @@ CREDENTIALS = {"username": "qa", "password": PASSWORD, "login_url": f"{BASE_URL}
 
 async def test_every_session_view_masks_the_password(client: Client) -> None:
     session = await call_ok(
-        client, "create_session", base_url=BASE_URL, config={"credentials": CREDENTIALS}
+        client,
+        "create_session",
+        base_url=BASE_URL,
+        config={"credentials": CREDENTIALS},
+        verbose=True,
     )
     sid = session["id"]
+    listed = await call_ok(client, "list_sessions")
+    assert "config" not in listed["items"][0]  # a listing carries no configuration
+    assert PASSWORD not in str(listed)
     views = [
-        session,
+        session["session"],
         await call_ok(client, "get_session", session_id=sid),
-        (await call_ok(client, "list_sessions"))["items"][0],
         (await call_ok(client, "get_session_statistics", session_id=sid))["session"],
         (await call_ok(client, "export_session_report", session_id=sid, format="json"))["report"][
             "statistics"
         ]["session"],
+        (await call_ok(client, "complete_session", session_id=sid, success=False, verbose=True))[
+            "session"
+        ],
     ]
 
     for view in views:

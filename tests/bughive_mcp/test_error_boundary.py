@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field, ValidationError
 from bughive_mcp.errors import INTERNAL_ERROR, describe_validation_error
 from bughive_mcp.server import _holds_unstorable, _refuse_unstorable_values, _unstorable_paths
 from db.repositories import CrawlSessionRepository
-from tests.bughive_mcp.toolcalls import call_error, new_session
+from tests.bughive_mcp.toolcalls import BASE_URL, call_error, call_ok, new_session
 
 pytestmark = pytest.mark.anyio
 
@@ -34,7 +34,7 @@ def broken_get_session(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.usefixtures("broken_get_session")
 async def test_an_unexpected_failure_is_reported_generically(client: Client) -> None:
-    session = await new_session(client)
+    session = await call_ok(client, "create_session", base_url=BASE_URL)  # get_session is broken
 
     message = await call_error(client, "get_session", session_id=session["id"])
 
@@ -45,7 +45,7 @@ async def test_an_unexpected_failure_is_reported_generically(client: Client) -> 
 @pytest.mark.usefixtures("broken_get_session")
 async def test_an_unexpected_failure_does_not_promise_that_a_retry_helps(client: Client) -> None:
     """An unexpected failure is a bug: nothing says the same call succeeds when repeated."""
-    session = await new_session(client)
+    session = await call_ok(client, "create_session", base_url=BASE_URL)  # get_session is broken
 
     message = await call_error(client, "get_session", session_id=session["id"])
 
@@ -57,7 +57,7 @@ async def test_an_unexpected_failure_does_not_promise_that_a_retry_helps(client:
 async def test_an_unexpected_failure_is_logged_with_its_traceback(
     client: Client, caplog: pytest.LogCaptureFixture
 ) -> None:
-    session = await new_session(client)
+    session = await call_ok(client, "create_session", base_url=BASE_URL)  # get_session is broken
 
     with caplog.at_level(logging.ERROR, logger="bughive_mcp"):
         await call_error(client, "get_session", session_id=session["id"])

@@ -1,28 +1,44 @@
 """Bug tools: create_bug, get_bug, mark_validated, mark_reported, dismiss_bug,
 get_high_confidence_bugs, get_critical_bugs, get_bug_statistics, get_session_bugs."""
 
+import itertools
 from typing import Any
 
 import pytest
 from mcp import Client
 
+from bughive_mcp.answers import LISTING_BYTE_BUDGET
 from tests.bughive_mcp.toolcalls import (
     BASE_URL,
     BUG_FIELDS,
     analyzed_page,
     call_error,
     call_ok,
+    compact_json,
     get_session,
     missing_id,
     new_bug,
     new_session,
     timestamp,
-    without,
 )
 
 pytestmark = pytest.mark.anyio
 
 LINEAR_URL = "https://linear.app/shop/issue/BUG-7"
+# What a listing shows of a bug (issue 18, item 5): no description, steps or evidence.
+SUMMARY_KEYS = (
+    "id",
+    "page_id",
+    "category",
+    "priority",
+    "status",
+    "title",
+    "confidence",
+    "occurrences",
+    "linear_issue_id",
+)
+# What a triage step (mark_validated, mark_reported, dismiss_bug) answers without verbose.
+CHANGED_KEYS = {"id", "status", "linear_issue_id", "next"}
 
 
 async def crawled(client: Client) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -30,6 +46,17 @@ async def crawled(client: Client) -> tuple[dict[str, Any], dict[str, Any]]:
     session = await new_session(client)
     page = await analyzed_page(client, session["id"], f"{BASE_URL}/")
     return session, page
+
+
+async def get_bug(client: Client, bug_id: str) -> dict[str, Any]:
+    """The bug as stored."""
+    return await call_ok(client, "get_bug", bug_id=bug_id)
+
+
+async def summary(client: Client, bug_id: str) -> dict[str, Any]:
+    """The stored bug as a listing shows it."""
+    row = await get_bug(client, bug_id)
+    return {key: row[key] for key in SUMMARY_KEYS}
 
 
 # --- create_bug ---------------------------------------------------------------------------
@@ -51,11 +78,25 @@ async def test_create_bug_files_a_detected_bug_with_everything_given(client: Cli
         "browser_info": {"name": "chromium", "version": "140", "viewport": [375, 667]},
     }
 
-    bug = await call_ok(client, "create_bug", session_id=session["id"], page_id=page["id"], **given)
+    answer = await call_ok(
+        client, "create_bug", session_id=session["id"], page_id=page["id"], **given
+    )
 
+    assert answer == {  # compact: nothing of what the caller just sent is echoed
+        "id": answer["id"],
+        "created": True,
+        "occurrences": 1,
+        "grouping": {
+            "key": "title",
+            "scope": "site",
+            "normalized": "buy button covers the price",
+            "fingerprint_version": 2,
+        },
+    }
+    bug = await get_bug(client, answer["id"])
     assert bug == {
         **given,
-        "id": bug["id"],
+        "id": answer["id"],
         "session_id": session["id"],
         "page_id": page["id"],
         "status": "detected",
@@ -67,22 +108,28 @@ async def test_create_bug_files_a_detected_bug_with_everything_given(client: Cli
         "occurrences": 1,
         "created_at": bug["created_at"],
         "updated_at": bug["created_at"],
-        "created": True,
-        "grouping": {
-            "key": "title",
-            "scope": "site",
-            "normalized": "buy button covers the price",
-            "fingerprint_version": 2,
-        },
     }
     timestamp(bug["created_at"])
+
+
+async def test_create_bug_with_verbose_answers_the_whole_row_too(client: Client) -> None:
+    session, page = await crawled(client)
+
+    answer = await new_bug(
+        client, session["id"], page["id"], verbose=True, evidence=[{"type": "dom", "content": "x"}]
+    )
+
+    assert set(answer) == {"id", "created", "occurrences", "grouping", "bug"}
+    assert answer["bug"] == await get_bug(client, answer["id"])
+    assert answer["bug"]["evidence"] == [{"type": "dom", "content": "x"}]
 
 
 async def test_create_bug_defaults_steps_evidence_and_confidence(client: Client) -> None:
     session, page = await crawled(client)
 
-    bug = await new_bug(client, session["id"], page["id"])
+    filed = await new_bug(client, session["id"], page["id"])
 
+    bug = await get_bug(client, filed["id"])
     assert (bug["steps_to_reproduce"], bug["evidence"], bug["confidence"]) == ([], [], 0.5)
     assert (bug["expected_behavior"], bug["browser_info"]) == (None, None)
 
@@ -288,9 +335,9 @@ async def test_create_bug_refuses_an_unknown_argument_naming_it(client: Client) 
 
 async def test_get_bug_returns_the_bug_as_filed(client: Client) -> None:
     session, page = await crawled(client)
-    bug = await new_bug(client, session["id"], page["id"])
+    filed = await new_bug(client, session["id"], page["id"], verbose=True)
 
-    assert await call_ok(client, "get_bug", bug_id=bug["id"]) == without(bug, "created", "grouping")
+    assert await call_ok(client, "get_bug", bug_id=filed["id"]) == filed["bug"]
 
 
 async def test_get_bug_of_an_unknown_id_names_the_bug(client: Client) -> None:
@@ -312,15 +359,31 @@ async def test_get_bug_refuses_a_malformed_id_naming_bug_id(client: Client) -> N
 
 async def test_mark_validated_moves_a_detected_bug_to_validated(client: Client) -> None:
     session, page = await crawled(client)
-    bug = await new_bug(client, session["id"], page["id"])
+    bug = await get_bug(client, (await new_bug(client, session["id"], page["id"]))["id"])
 
     validated = await call_ok(client, "mark_validated", bug_id=bug["id"])
 
-    assert validated == {
-        **without(bug, "created", "grouping"),
-        "status": "validated",
-        "updated_at": validated["updated_at"],
-    }
+    assert set(validated) == CHANGED_KEYS
+    assert (validated["id"], validated["status"], validated["linear_issue_id"]) == (
+        bug["id"],
+        "validated",
+        None,
+    )
+    assert "mark_reported" in validated["next"]
+    stored = await get_bug(client, bug["id"])
+    assert stored == {**bug, "status": "validated", "updated_at": stored["updated_at"]}
+    assert timestamp(stored["updated_at"]) >= timestamp(bug["updated_at"])
+
+
+async def test_mark_validated_with_verbose_answers_the_bug_as_stored(client: Client) -> None:
+    session, page = await crawled(client)
+    bug = await new_bug(client, session["id"], page["id"])
+
+    validated = await call_ok(client, "mark_validated", bug_id=bug["id"], verbose=True)
+
+    assert set(validated) == {*CHANGED_KEYS, "bug"}
+    assert validated["bug"] == await get_bug(client, bug["id"])
+    assert validated["bug"]["status"] == "validated"
 
 
 async def test_mark_validated_refuses_a_validated_bug_naming_both_statuses(
@@ -353,7 +416,8 @@ async def test_mark_reported_records_the_linear_issue_and_stamps_reported_at(
 ) -> None:
     session, page = await crawled(client)
     bug = await new_bug(client, session["id"], page["id"])
-    validated = await call_ok(client, "mark_validated", bug_id=bug["id"])
+    await call_ok(client, "mark_validated", bug_id=bug["id"])
+    validated = await get_bug(client, bug["id"])
 
     reported = await call_ok(
         client,
@@ -363,15 +427,22 @@ async def test_mark_reported_records_the_linear_issue_and_stamps_reported_at(
         linear_issue_url=LINEAR_URL,
     )
 
-    assert reported == {
+    assert set(reported) == CHANGED_KEYS
+    assert (reported["id"], reported["status"], reported["linear_issue_id"]) == (
+        bug["id"],
+        "reported",
+        "BUG-7",
+    )
+    stored = await get_bug(client, bug["id"])
+    assert stored == {
         **validated,
         "status": "reported",
         "linear_issue_id": "BUG-7",
         "linear_issue_url": LINEAR_URL,
-        "reported_at": reported["reported_at"],
-        "updated_at": reported["updated_at"],
+        "reported_at": stored["reported_at"],
+        "updated_at": stored["updated_at"],
     }
-    timestamp(reported["reported_at"])
+    timestamp(stored["reported_at"])
 
 
 async def test_mark_reported_refuses_a_bug_not_validated_naming_both_statuses(
@@ -429,18 +500,33 @@ async def test_mark_reported_of_an_unknown_id_names_the_bug(client: Client) -> N
 
 async def test_dismiss_bug_records_the_reason_and_stamps_dismissed_at(client: Client) -> None:
     session, page = await crawled(client)
-    bug = await new_bug(client, session["id"], page["id"])
+    bug = await get_bug(client, (await new_bug(client, session["id"], page["id"]))["id"])
 
     dismissed = await call_ok(client, "dismiss_bug", bug_id=bug["id"], reason="duplicate of #3")
 
-    assert dismissed == {
-        **without(bug, "created", "grouping"),
+    assert set(dismissed) == CHANGED_KEYS
+    assert (dismissed["id"], dismissed["status"]) == (bug["id"], "dismissed")
+    stored = await get_bug(client, bug["id"])
+    assert stored == {
+        **bug,
         "status": "dismissed",
         "dismissed_reason": "duplicate of #3",
-        "dismissed_at": dismissed["dismissed_at"],
-        "updated_at": dismissed["updated_at"],
+        "dismissed_at": stored["dismissed_at"],
+        "updated_at": stored["updated_at"],
     }
-    timestamp(dismissed["dismissed_at"])
+    timestamp(stored["dismissed_at"])
+
+
+async def test_dismiss_bug_with_verbose_answers_the_bug_with_the_reason(client: Client) -> None:
+    session, page = await crawled(client)
+    bug = await new_bug(client, session["id"], page["id"])
+
+    dismissed = await call_ok(
+        client, "dismiss_bug", bug_id=bug["id"], reason="false positive", verbose=True
+    )
+
+    assert dismissed["bug"] == await get_bug(client, bug["id"])
+    assert dismissed["bug"]["dismissed_reason"] == "false positive"
 
 
 async def test_dismiss_bug_accepts_a_reported_bug(client: Client) -> None:
@@ -506,12 +592,13 @@ async def test_get_high_confidence_bugs_lists_undismissed_bugs_above_the_bar_bes
     listed = await call_ok(client, "get_high_confidence_bugs", session_id=session["id"])
 
     assert listed == {
-        "items": [without(best, "created", "grouping"), without(good, "created", "grouping")],
+        "items": [await summary(client, best["id"]), await summary(client, good["id"])],
         "total": 2,
         "skip": 0,
         "limit": 20,
         "has_more": False,
         "next_skip": None,
+        "truncated": False,
     }
 
 
@@ -588,12 +675,13 @@ async def test_get_critical_bugs_lists_only_undismissed_critical_bugs(client: Cl
     listed = await call_ok(client, "get_critical_bugs", session_id=session["id"])
 
     assert listed == {
-        "items": [without(critical, "created", "grouping")],
+        "items": [await summary(client, critical["id"])],
         "total": 1,
         "skip": 0,
         "limit": 20,
         "has_more": False,
         "next_skip": None,
+        "truncated": False,
     }
 
 
@@ -672,12 +760,13 @@ async def test_get_session_bugs_lists_the_most_urgent_first(client: Client) -> N
     listed = await call_ok(client, "get_session_bugs", session_id=session["id"])
 
     assert listed == {
-        "items": [without(bug, "created", "grouping") for bug in (critical, medium, low)],
+        "items": [await summary(client, bug["id"]) for bug in (critical, medium, low)],
         "total": 3,
         "skip": 0,
         "limit": 20,
         "has_more": False,
         "next_skip": None,
+        "truncated": False,
     }
 
 
@@ -719,6 +808,66 @@ async def test_get_session_bugs_paginates_without_gaps_or_repeats(client: Client
 
     assert sorted(seen) == sorted(b["id"] for b in filed)
     assert len(seen) == 5
+
+
+_words = itertools.count()
+
+
+def long_title() -> str:
+    """A 255-character title (the column's limit) no other bug has: titles are compared
+    without numbers, so the distinct part is letters."""
+    word = "".join(chr(ord("a") + int(d)) for d in str(next(_words)))
+    title = f"Overlap {word} " + "in the footer of the checkout page " * 10
+    return title[:255]
+
+
+@pytest.mark.parametrize(
+    "tool", ["get_session_bugs", "get_high_confidence_bugs", "get_critical_bugs"]
+)
+async def test_a_bug_listing_stops_under_the_byte_budget_and_pages_on(
+    client: Client, tool: str
+) -> None:
+    """100 summaries with long titles would be ~45 KB of one answer: the listing stops before
+    the byte budget, says so, and next_skip goes on where it stopped."""
+    session, page = await crawled(client)
+    filed = [
+        await new_bug(
+            client,
+            session["id"],
+            page["id"],
+            title=long_title(),
+            priority="critical",
+            confidence=0.9,
+        )
+        for _ in range(80)
+    ]
+    assert all(bug["created"] for bug in filed)
+
+    answers: list[dict[str, Any]] = []
+    skip: int | None = 0
+    while skip is not None:
+        answer = await call_ok(client, tool, session_id=session["id"], limit=100, skip=skip)
+        assert len(compact_json(answer).encode()) <= 16 * 1024
+        assert (answer["total"], answer["skip"], answer["limit"]) == (80, skip, 100)
+        assert answer["items"], answer  # a listing always moves on
+        if answer["has_more"]:
+            assert answer["truncated"] is True
+            assert answer["next_skip"] == skip + len(answer["items"])
+        else:
+            assert answer["next_skip"] is None
+        answers.append(answer)
+        skip = answer["next_skip"]
+
+    first, second = answers[0], answers[1]
+    assert (first["truncated"], first["has_more"]) == (True, True)
+    assert first["next_skip"] == len(first["items"]) < 80
+    assert all(len(item["title"]) == 255 for item in first["items"])
+    # it stopped because the next item would not have fitted, not before
+    assert len(compact_json([*first["items"], second["items"][0]])) > LISTING_BYTE_BUDGET
+    assert answers[-1]["truncated"] is False
+    seen = [item["id"] for answer in answers for item in answer["items"]]
+    assert len(seen) == len(set(seen)) == 80
+    assert set(seen) == {bug["id"] for bug in filed}
 
 
 async def test_get_session_bugs_refuses_an_unknown_status_listing_the_allowed_ones(

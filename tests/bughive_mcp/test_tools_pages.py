@@ -4,7 +4,6 @@ get_page_analytics, get_navigation_graph."""
 
 import uuid
 from datetime import timedelta
-from typing import Any
 
 import asyncpg
 import pytest

@@ -22,6 +22,7 @@ from tests.bughive_mcp.toolcalls import (
     new_page,
     new_session,
     timestamp,
+    without,
 )
 
 pytestmark = pytest.mark.anyio
@@ -40,16 +41,41 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "credentials": None,
 }
 PASSWORD = "correct-horse-battery-staple"
+# What a session answer and a listing show of a session (issue 18, item 5): no config.
+SUMMARY_KEYS = (
+    "id",
+    "base_url",
+    "status",
+    "pages_discovered",
+    "pages_crawled",
+    "bugs_found",
+    "total_cost",
+    "error_message",
+    "created_at",
+)
 
 
 # --- create_session -----------------------------------------------------------------------
 
 
 async def test_create_session_returns_a_pending_session_with_zero_counters(client: Client) -> None:
-    session = await call_ok(client, "create_session", base_url=BASE_URL)
+    answer = await call_ok(client, "create_session", base_url=BASE_URL)
 
+    assert answer == {
+        "id": answer["id"],
+        "base_url": HOME,
+        "status": "pending",
+        "pages_discovered": 0,
+        "pages_crawled": 0,
+        "bugs_found": 0,
+        "total_cost": 0.0,
+        "error_message": None,
+        "created_at": answer["created_at"],
+        "next": "start_session, then create_page with the base URL",
+    }
+    session = await get_session(client, answer["id"])
     assert session == {
-        "id": session["id"],
+        "id": answer["id"],
         "base_url": HOME,
         "status": "pending",
         "config": DEFAULT_CONFIG,
@@ -60,10 +86,28 @@ async def test_create_session_returns_a_pending_session_with_zero_counters(clien
         "bugs_found": 0,
         "total_cost": 0.0,
         "error_message": None,
-        "created_at": session["created_at"],
-        "updated_at": session["created_at"],
+        "created_at": answer["created_at"],
+        "updated_at": answer["created_at"],
     }
     timestamp(session["created_at"])
+
+
+async def test_create_session_answers_the_whole_row_only_with_verbose(client: Client) -> None:
+    config = {"credentials": {"username": "qa", "password": PASSWORD}}
+    brief = await call_ok(client, "create_session", base_url=BASE_URL, config=config)
+    verbose = await call_ok(
+        client,
+        "create_session",
+        base_url=f"{BASE_URL}/other",
+        config=config,
+        verbose=True,
+    )
+
+    assert "config" not in brief and "session" not in brief
+    assert verbose["session"] == await get_session(client, verbose["id"])
+    shown = verbose["session"]["config"]["credentials"]
+    assert (shown["username"], shown["password"]) == ("qa", MASK)
+    assert PASSWORD not in json.dumps(verbose)
 
 
 async def test_create_session_stores_the_base_url_normalized(client: Client) -> None:
@@ -73,14 +117,14 @@ async def test_create_session_stores_the_base_url_normalized(client: Client) -> 
 
 
 async def test_create_session_stores_the_given_config_over_the_defaults(client: Client) -> None:
-    session = await call_ok(
+    answer = await call_ok(
         client,
         "create_session",
         base_url=BASE_URL,
         config={"max_depth": 1, "viewport": {"width": 375, "height": 667}},
     )
 
-    assert session["config"] == {
+    assert (await get_session(client, answer["id"]))["config"] == {
         **DEFAULT_CONFIG,
         "max_depth": 1,
         "viewport": {"width": 375, "height": 667},
@@ -90,10 +134,16 @@ async def test_create_session_stores_the_given_config_over_the_defaults(client: 
 async def test_create_session_masks_the_credentials_password(client: Client) -> None:
     credentials = {"username": "qa", "password": PASSWORD, "login_url": f"{BASE_URL}/login"}
     session = await call_ok(
-        client, "create_session", base_url=BASE_URL, config={"credentials": credentials}
+        client,
+        "create_session",
+        base_url=BASE_URL,
+        config={"credentials": credentials},
+        verbose=True,
     )
 
-    assert session["config"]["credentials"] == {**credentials, "password": MASK}
+    assert session["session"]["config"]["credentials"] == {**credentials, "password": MASK}
+    stored = await get_session(client, session["id"])
+    assert stored["config"]["credentials"] == {**credentials, "password": MASK}
 
 
 async def test_no_session_tool_output_ever_contains_the_credentials_password(
@@ -104,14 +154,19 @@ async def test_no_session_tool_output_ever_contains_the_credentials_password(
     sid = session["id"]
     outputs = [
         session,
+        await call_ok(
+            client, "create_session", base_url=f"{BASE_URL}/v", config=config, verbose=True
+        ),
         await call_ok(client, "start_session", session_id=sid),
         await call_ok(client, "get_session", session_id=sid),
         await call_ok(client, "list_sessions"),
         await call_ok(client, "add_cost", session_id=sid, cost_usd=0.5),
         await call_ok(client, "get_session_statistics", session_id=sid),
-        await call_ok(client, "complete_session", session_id=sid),
+        await call_ok(client, "complete_session", session_id=sid, verbose=True),
     ]
     refused = await call_error(client, "start_session", session_id=sid)
+    assert outputs[1]["session"]["config"]["credentials"]["password"] == MASK
+    assert outputs[-1]["session"]["config"]["credentials"]["password"] == MASK
 
     # call_ok checked that each text block is exactly this JSON.
     for output in outputs:
@@ -205,8 +260,11 @@ async def test_start_session_moves_pending_to_running_and_stamps_started_at(
 ) -> None:
     created = await new_session(client, start=False)
 
-    started = await call_ok(client, "start_session", session_id=created["id"])
+    answer = await call_ok(client, "start_session", session_id=created["id"])
 
+    assert (answer["id"], answer["status"]) == (created["id"], "running")
+    assert answer["next"].startswith("create_page with the base URL")
+    started = await get_session(client, created["id"])
     assert started == {
         **created,
         "status": "running",
@@ -249,14 +307,27 @@ async def test_start_session_refuses_a_malformed_id_naming_session_id(client: Cl
 async def test_complete_session_moves_running_to_completed(client: Client) -> None:
     running = await new_session(client)
 
-    completed = await call_ok(client, "complete_session", session_id=running["id"])
+    answer = await call_ok(client, "complete_session", session_id=running["id"])
 
+    assert answer == {
+        "id": running["id"],
+        "base_url": running["base_url"],
+        "status": "completed",
+        "pages_discovered": 0,
+        "pages_crawled": 0,
+        "bugs_found": 0,
+        "total_cost": 0.0,
+        "error_message": None,
+        "created_at": running["created_at"],
+        "next": answer["next"],
+        "unfinished_pages": {"discovered": 0, "crawling": 0},
+    }
+    completed = await get_session(client, running["id"])
     assert completed == {
         **running,
         "status": "completed",
         "completed_at": completed["completed_at"],
         "updated_at": completed["updated_at"],
-        "unfinished_pages": {"discovered": 0, "crawling": 0},
     }
     assert timestamp(completed["completed_at"]) >= timestamp(running["started_at"])
 
@@ -276,7 +347,26 @@ async def test_complete_session_without_success_fails_it_with_the_error_message(
 
     assert failed["status"] == "failed"
     assert failed["error_message"] == "site returned 503 for ten minutes"
-    timestamp(failed["completed_at"])
+    stored = await get_session(client, running["id"])
+    assert (stored["status"], stored["error_message"]) == (
+        "failed",
+        "site returned 503 for ten minutes",
+    )
+    timestamp(stored["completed_at"])
+
+
+async def test_complete_session_with_verbose_answers_the_session_as_stored(
+    client: Client,
+) -> None:
+    running = await new_session(client, credentials={"username": "qa", "password": PASSWORD})
+
+    completed = await call_ok(client, "complete_session", session_id=running["id"], verbose=True)
+
+    assert completed["session"] == await get_session(client, running["id"])
+    assert completed["session"]["status"] == "completed"
+    assert completed["session"]["config"]["credentials"]["password"] == MASK
+    assert completed["unfinished_pages"] == {"discovered": 0, "crawling": 0}
+    assert "unfinished_pages" not in completed["session"]
 
 
 async def test_complete_session_says_how_many_pages_were_left_unfinished(
@@ -371,9 +461,17 @@ async def test_complete_session_of_an_unknown_id_names_the_crawl_session(client:
 
 
 async def test_get_session_returns_the_session_as_stored(client: Client) -> None:
-    session = await new_session(client)
+    created = await call_ok(
+        client, "create_session", base_url=BASE_URL, config={"max_pages": 7}, verbose=True
+    )
+    assert await call_ok(client, "get_session", session_id=created["id"]) == created["session"]
 
-    assert await call_ok(client, "get_session", session_id=session["id"]) == session
+    started = await call_ok(client, "start_session", session_id=created["id"])
+
+    stored = await call_ok(client, "get_session", session_id=created["id"])
+    assert set(started) == {*SUMMARY_KEYS, "next"}  # no config
+    assert {key: stored[key] for key in SUMMARY_KEYS} == without(started, "next")
+    assert (stored["status"], stored["config"]["max_pages"]) == ("running", 7)
 
 
 async def test_get_session_of_an_unknown_id_names_the_crawl_session(client: Client) -> None:
@@ -393,8 +491,9 @@ async def test_list_sessions_returns_sessions_newest_first_with_the_total(client
 
     listed = await call_ok(client, "list_sessions")
 
-    assert listed == {
-        "items": [second, first],
+    assert listed == {  # summaries: no config
+        "items": [{key: row[key] for key in SUMMARY_KEYS} for row in (second, first)],
+        "truncated": False,
         "total": 2,
         "skip": 0,
         "limit": 20,
@@ -466,7 +565,9 @@ async def test_add_cost_adds_to_the_total_without_float_drift(client: Client) ->
     await call_ok(client, "add_cost", session_id=session["id"], cost_usd=0.1)
     updated = await call_ok(client, "add_cost", session_id=session["id"], cost_usd=0.2)
 
-    assert updated == {**session, "total_cost": 0.3, "updated_at": updated["updated_at"]}
+    assert (updated["id"], updated["total_cost"], updated["next"]) == (session["id"], 0.3, None)
+    stored = await get_session(client, session["id"])
+    assert stored == {**session, "total_cost": 0.3, "updated_at": stored["updated_at"]}
 
 
 async def test_add_cost_refuses_a_negative_amount_naming_cost_usd(client: Client) -> None:

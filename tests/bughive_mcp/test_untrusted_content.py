@@ -73,7 +73,7 @@ async def test_bidi_zero_width_and_tag_characters_are_stripped_on_the_way_in(
         analysis_result={f"sum{ZERO_WIDTH}mary": f"fine{TAGS}", "score": 3},
     )
 
-    bug = await call_ok(
+    filed = await call_ok(
         client,
         "create_bug",
         session_id=session["id"],
@@ -85,7 +85,9 @@ async def test_bidi_zero_width_and_tag_characters_are_stripped_on_the_way_in(
         actual_behavior=f"\x1b[31mred{ZERO_WIDTH}",
         browser_info={f"ua{RLO}": f"Chrome{ZERO_WIDTH}"},
     )
+    bug = await call_ok(client, "get_bug", bug_id=filed["id"])
 
+    assert set(filed) == {"id", "created", "occurrences", "grouping"}  # the text is not echoed
     assert page["title"] == "Carttxt.exe"
     assert page["analysis_result"] == {"summary": "fine", "score": 3}
     assert (bug["title"], bug["description"]) == ("Price hidden", "abc")
@@ -98,13 +100,14 @@ async def test_bidi_zero_width_and_tag_characters_are_stripped_on_the_way_in(
 async def test_the_reasons_agents_give_are_cleaned_too(client: Client) -> None:
     session, claim = await crawling_page(client)
 
-    page = await call_ok(
+    await call_ok(
         client,
         "mark_page_error",
         page_id=claim["id"],
         claim_token=claim["claim_token"],
         error_message=f"timeout{RLO}",
     )
+    page = await call_ok(client, "get_page", page_id=claim["id"])
     failed = await call_ok(
         client,
         "complete_session",
@@ -115,6 +118,8 @@ async def test_the_reasons_agents_give_are_cleaned_too(client: Client) -> None:
     )
 
     assert (page["error_message"], failed["error_message"]) == ("timeout", "stopped")
+    stored = await call_ok(client, "get_session", session_id=session["id"])
+    assert stored["error_message"] == "stopped"
 
 
 async def test_a_title_of_only_invisible_characters_is_refused_naming_the_field(
@@ -131,7 +136,7 @@ async def test_a_title_of_only_invisible_characters_is_refused_naming_the_field(
 async def test_text_that_looks_like_json_stays_text(client: Client, text: str) -> None:
     _, claim = await crawling_page(client)
 
-    page = await call_ok(
+    answer = await call_ok(
         client,
         "mark_analyzed",
         page_id=claim["id"],
@@ -139,6 +144,9 @@ async def test_text_that_looks_like_json_stays_text(client: Client, text: str) -
         title=text,
         content_type=text,
     )
+    page = await call_ok(client, "get_page", page_id=claim["id"])
+
+    assert answer == {"id": claim["id"], "status": "analyzed"}
 
     assert (page["title"], page["content_type"]) == (text, text)
 

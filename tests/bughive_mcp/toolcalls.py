@@ -100,13 +100,14 @@ def timestamp(value: Any) -> datetime:
 async def new_session(
     client: Client, *, start: bool = True, base_url: str = BASE_URL, **config: Any
 ) -> dict[str, Any]:
+    """A session (started unless ``start=False``), as stored (get_session)."""
     arguments: dict[str, Any] = {"base_url": base_url}
     if config:
         arguments["config"] = config
     session = await call_ok(client, "create_session", **arguments)
     if start:
-        session = await call_ok(client, "start_session", session_id=session["id"])
-    return session
+        await call_ok(client, "start_session", session_id=session["id"])
+    return await get_session(client, session["id"])
 
 
 async def new_page(
