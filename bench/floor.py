@@ -74,7 +74,7 @@ SET status = 'crawling', claim_token = (SELECT value FROM token), claimed_at = n
 FROM (
     SELECT id FROM pages
     WHERE session_id = $1 AND status = 'discovered'
-    ORDER BY depth, discovered_at, id
+    ORDER BY priority DESC, depth, discovered_at, id
     LIMIT $2
     FOR UPDATE SKIP LOCKED
 ) AS picked

@@ -138,7 +138,7 @@ class ClaimedPage(BaseModel):
 class Claimed(BaseModel):
     """A claim: its pages and the one token that finishes any of them."""
 
-    items: list[ClaimedPage] = Field(description="Pages now leased to you, shallowest first.")
+    items: list[ClaimedPage] = Field(description="Pages now leased to you, in claim order.")
     claim_token: uuid.UUID | None = Field(
         description="Pass it with each of these pages to finish_page / mark_page_error."
     )
@@ -205,6 +205,7 @@ class PageSummary(BaseModel):
     id: uuid.UUID
     url: str
     depth: int
+    priority: int
     status: PageStatus
     attempts: int
 

@@ -21,6 +21,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     Numeric,
+    SmallInteger,
     String,
     Text,
     func,
@@ -163,11 +164,14 @@ class Page(Base):
     claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     attempts: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    # Claimed highest first, then shallowest, then oldest (revision 0007).
+    priority: Mapped[int] = mapped_column(SmallInteger, nullable=False, server_default="0")
     tenant: Mapped[str] = _tenant()
 
     __table_args__ = (
         CheckConstraint(_one_of("status", PageStatus), name="status"),
         CheckConstraint("attempts >= 0", name="attempts_non_negative"),
+        CheckConstraint("priority BETWEEN -10 AND 10", name="priority_range"),
         CheckConstraint(
             f"(status = '{PageStatus.CRAWLING.value}') = "
             "(claim_token IS NOT NULL AND lease_expires_at IS NOT NULL)",
@@ -176,6 +180,7 @@ class Page(Base):
         Index(
             "ix_pages_frontier",
             "session_id",
+            text("priority DESC"),
             "depth",
             "discovered_at",
             "id",

@@ -15,6 +15,8 @@ from pydantic import BaseModel, Field
 from db.enums import BugCategory, BugPriority, PageStatus
 from db.schema_base import InputModel, OutputModel, Pagination, Url
 
+PRIORITY = "Higher: claimed sooner (e.g. 5: checkout)."
+
 
 class NewPage(InputModel):
     """A discovered link, as passed to ``bulk_create``."""
@@ -22,6 +24,7 @@ class NewPage(InputModel):
     url: Url
     depth: int = Field(default=0, ge=0, le=1000)
     parent_page_id: uuid.UUID | None = None
+    priority: int = Field(default=0, ge=-10, le=10, description=PRIORITY)
 
 
 class PagePublic(OutputModel):
@@ -42,6 +45,7 @@ class PagePublic(OutputModel):
     discovered_at: datetime
     crawled_at: datetime | None
     attempts: int = Field(description="How many times the page was handed to a worker.")
+    priority: int = Field(default=0, description="Claimed highest first (-10..10).")
     lease_expires_at: datetime | None = Field(
         description="While crawling: when the worker's lease runs out."
     )
@@ -191,6 +195,7 @@ class NewLink(InputModel):
     depth: int | None = Field(
         default=None, ge=0, le=1000, description="Link depth; default: the page's depth + 1."
     )
+    priority: int = Field(default=0, ge=-10, le=10, description=PRIORITY)
 
 
 class LinkCounts(BaseModel):

@@ -112,7 +112,7 @@ async def bulk_create_pages(
         Field(
             ge=0,
             le=10_000,
-            description="Entries listed per list (0: counts only, the default); counts are exact.",
+            description="Entries listed per list (0: counts only); counts are exact.",
         ),
     ] = 0,
 ) -> BulkCreateResult:
@@ -141,7 +141,7 @@ async def get_page(page_id: PageId, ctx: AppContext) -> PagePublic:
 async def get_pages_to_crawl(
     session_id: SessionId, ctx: AppContext, limit: Limit = 10, skip: Skip = 0
 ) -> PageListing:
-    """Read-only look at the frontier: discovered pages, shallowest first, with the total
+    """Read-only look at the frontier: discovered pages in claim order (highest priority, then shallowest), with the total
     still waiting (paginated: skip=next_skip). Reserves nothing: to get work, call
     claim_pages_to_crawl."""
     rows = await in_unit_of_work(
@@ -157,11 +157,11 @@ async def claim_pages_to_crawl(
     limit: Annotated[int, Field(ge=1, le=100, description="Pages to lease (1-100).")] = 10,
     lease_seconds: LeaseSeconds = DEFAULT_LEASE_SECONDS,
 ) -> Claimed:
-    """The way workers get work: atomically lease up to limit discovered pages (shallowest
-    first) to you; no other worker gets them. At-least-once: if you do not finish a page
-    before its lease ends, it is handed out again (after max attempts it becomes error).
-    Finish each page with mark_analyzed / mark_page_error passing its claim_token; call
-    extend_claim for slow pages. Empty items and remaining=0 means the crawl is done."""
+    """The way workers get work: atomically lease up to limit discovered pages (highest
+    priority, then shallowest) to you; no other worker gets them. At-least-once: if you do
+    not finish a page before its lease ends, it is handed out again (after max attempts it
+    becomes error). Finish each page with finish_page / mark_page_error passing the claim's
+    claim_token; call extend_claim for slow pages. Empty items and remaining=0 means the crawl is done."""
     claim = await in_unit_of_work(
         ctx,
         lambda s: PageRepository(s).claim_pages_to_crawl(

@@ -71,10 +71,12 @@ KNOWN_URLS = Statement(
 INSERT_PAGES = Statement(
     "pages insert",
     """
-INSERT INTO pages (session_id, url, depth, parent_page_id)
-SELECT :session_id, new.url, new.depth, new.parent_page_id
-FROM unnest(CAST(:urls AS text[]), CAST(:depths AS integer[]), CAST(:parents AS uuid[]))
-    AS new (url, depth, parent_page_id)
+INSERT INTO pages (session_id, url, depth, parent_page_id, priority)
+SELECT :session_id, new.url, new.depth, new.parent_page_id, new.priority
+FROM unnest(
+    CAST(:urls AS text[]), CAST(:depths AS integer[]), CAST(:parents AS uuid[]),
+    CAST(:priorities AS smallint[])
+) AS new (url, depth, parent_page_id, priority)
 ON CONFLICT (url, session_id) DO NOTHING
 RETURNING id, url
 """,
@@ -247,6 +249,7 @@ class PageDiscovery(Repository):
             urls=list(batch),
             depths=[p.depth for p in pages],
             parents=[p.parent_page_id for p in pages],
+            priorities=[p.priority for p in pages],
         )
         # Unpacking a row is cheaper than its key access (10,000 rows: ~7 ms).
         return [PageRef(id=id_, url=url) for id_, url in rows]

@@ -105,6 +105,7 @@ class PageFinishing(PageDiscovery, PageFrontier):
                 NewPage(
                     url=link.url,
                     depth=child_depth if link.depth is None else link.depth,
+                    priority=link.priority,
                     parent_page_id=page_id,
                 )
                 for link in found

@@ -114,7 +114,7 @@ RETURNING *, {RETURNING_XID}
 #   the expired range of ix_pages_leases (revision 0005);
 # - ``spent``: those whose retry budget is used up become 'error';
 # - ``retry`` + ``fresh`` → ``picked``: the pages handed out — expired ones first, then
-#   discovered ones shallowest and oldest first (ix_pages_frontier), up to {limit} in all (a
+#   discovered ones by priority (highest first), then shallowest and oldest (ix_pages_frontier), up to {limit} in all (a
 #   fresh page locked but not picked, because expired ones came first, is free at the commit);
 # - ``token``: the claim's one claim_token, drawn once (MATERIALIZED);
 # - ``claimed``: the lease itself, by primary key (``= ANY(ARRAY(…))``: the row estimate of a
@@ -150,7 +150,7 @@ WITH crawl AS (
     SELECT id FROM pages
     WHERE session_id = :session_id AND status = {_DISCOVERED}
         AND EXISTS (SELECT 1 FROM open_crawl)
-    ORDER BY depth, discovered_at, id
+    ORDER BY priority DESC, depth, discovered_at, id
     LIMIT {{limit}}
     FOR UPDATE SKIP LOCKED
 ), picked AS (
@@ -176,7 +176,7 @@ SELECT crawl.status AS crawl_status,
     pg_current_xact_id_if_assigned()::text AS xid,
     claimed.*
 FROM crawl LEFT JOIN claimed ON true
-ORDER BY claimed.depth, claimed.discovered_at, claimed.id
+ORDER BY claimed.priority DESC, claimed.depth, claimed.discovered_at, claimed.id
 """
 
 

@@ -30,6 +30,7 @@ from db.repositories.statements import Statement, family
 MAX_GRAPH_NODES = 5_000
 _FRONTIER = (f"status = '{PageStatus.DISCOVERED.value}'",)
 _SHALLOWEST = "depth, discovered_at, id"  # shallowest first, then oldest
+_NEXT_TO_CLAIM = f"priority DESC, {_SHALLOWEST}"  # the claim's order (ix_pages_frontier)
 _GRAPH_COLUMNS = "id, url, title, depth, status, parent_page_id"
 
 
@@ -37,10 +38,11 @@ _GRAPH_COLUMNS = "id, url, title, depth, status, parent_page_id"
 def frontier_page_statement(limit: int, skip: int) -> Statement:
     """get_pages_to_crawl's statement for one page of the frontier (bounds checked by the
     caller): the session check, the count of discovered pages and the requested page of them,
-    shallowest first, then oldest (``ix_pages_frontier``), or one row of NULLs past the end.
+    in the order claims take them: highest priority, then shallowest, then oldest
+    (``ix_pages_frontier``), or one row of NULLs past the end.
     Limit and offset are literals, for the reason claim_statement gives."""
     return listing_statement(
-        "pages", _FRONTIER, _SHALLOWEST, skip, limit, of_session=True, returns=PagePublic
+        "pages", _FRONTIER, _NEXT_TO_CLAIM, skip, limit, of_session=True, returns=PagePublic
     )
 
 

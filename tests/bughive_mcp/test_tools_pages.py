@@ -61,6 +61,7 @@ async def test_create_page_records_a_discovered_page(client: Client) -> None:
         "discovered_at": stored["discovered_at"],
         "crawled_at": None,
         "attempts": 0,
+        "priority": 0,
         "lease_expires_at": None,
         "created_at": stored["discovered_at"],
         "updated_at": stored["discovered_at"],
@@ -1341,3 +1342,71 @@ async def test_get_navigation_graph_of_an_unknown_session_names_the_crawl_sessio
     message = await call_error(client, "get_navigation_graph", session_id=unknown)
 
     assert f"crawl session {unknown} does not exist" in message
+
+
+# --- priority (issue 18: links carry one; issue 19: login and checkout first) --------------
+
+
+async def test_claims_hand_out_the_highest_priority_first_then_the_shallowest(
+    client: Client,
+) -> None:
+    session = await new_session(client)
+    await call_ok(
+        client,
+        "bulk_create_pages",
+        session_id=session["id"],
+        pages=[
+            {"url": f"{BASE_URL}/footer/imprint", "depth": 1},
+            {"url": f"{BASE_URL}/checkout", "depth": 3, "priority": 5},
+            {"url": f"{BASE_URL}/about", "depth": 2},
+            {"url": f"{BASE_URL}/login", "depth": 2, "priority": 5},
+            {"url": f"{BASE_URL}/ads", "depth": 0, "priority": -3},
+        ],
+    )
+
+    frontier = await call_ok(client, "get_pages_to_crawl", session_id=session["id"])
+    claimed = []
+    for _ in range(5):
+        claim = await call_ok(client, "claim_pages_to_crawl", session_id=session["id"], limit=1)
+        claimed += [item["url"] for item in claim["items"]]
+
+    expected = ["login", "checkout", "footer/imprint", "about", "ads"]
+    assert claimed == [f"{BASE_URL}/{path}" for path in expected]
+    assert [p["url"] for p in frontier["items"]] == claimed
+    assert [p["priority"] for p in frontier["items"]] == [5, 5, 0, 0, -3]
+
+
+async def test_finish_page_stores_the_priority_of_each_link(client: Client) -> None:
+    session = await new_session(client)
+    await new_page(client, session["id"], HOME)
+    claim = await call_ok(client, "claim_pages_to_crawl", session_id=session["id"])
+    [home] = claim["items"]
+
+    await call_ok(
+        client,
+        "finish_page",
+        page_id=home["id"],
+        claim_token=claim["claim_token"],
+        links=[{"url": f"{BASE_URL}/blog"}, {"url": f"{BASE_URL}/cart", "priority": 7}],
+    )
+
+    frontier = await call_ok(client, "get_pages_to_crawl", session_id=session["id"])
+    assert [(p["url"], p["priority"], p["depth"]) for p in frontier["items"]] == [
+        (f"{BASE_URL}/cart", 7, 1),
+        (f"{BASE_URL}/blog", 0, 1),
+    ]
+
+
+@pytest.mark.parametrize("priority", [-11, 11])
+async def test_a_priority_out_of_range_is_refused_naming_it(client: Client, priority: int) -> None:
+    session = await new_session(client)
+
+    message = await call_error(
+        client,
+        "bulk_create_pages",
+        session_id=session["id"],
+        pages=[{"url": HOME, "priority": priority}],
+    )
+
+    assert "'pages.0.priority'" in message
+    assert (await get_session(client, session["id"]))["pages_discovered"] == 0
