@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 
 from db.bug_schemas import BugFiled, BugList, BugPublic, Grouping
 from db.enums import BugCategory, BugPriority, BugStatus, PageStatus, SessionStatus
-from db.page_schemas import ClaimResult, PageClaim, PageCreated, PageList, PagePublic
+from db.page_schemas import ClaimResult, PageList, PagePublic
 from db.schema_base import Pagination
 from db.schemas import CrawlSessionList, CrawlSessionPublic, SessionCompleted
 
@@ -34,6 +34,15 @@ def _is_none(value: object) -> bool:
 
 def _is_zero(value: object) -> bool:
     return value == 0
+
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+def projected(shape: type[ModelT], row: BaseModel) -> ModelT:
+    """``row`` as ``shape``: the fields ``shape`` has, taken from the row (a summary of a row, or
+    a row without the extra fields of a subclass such as ``created`` or ``claim_token``)."""
+    return shape.model_validate(row.model_dump(include=set(shape.model_fields)))
 
 
 def when_verbose() -> Any:
@@ -58,10 +67,6 @@ class SessionSummary(BaseModel):
     error_message: str | None = None
     created_at: datetime
 
-    @classmethod
-    def of(cls, row: CrawlSessionPublic) -> Self:
-        return cls.model_validate(row.model_dump(include=set(SessionSummary.model_fields)))
-
 
 class SessionAnswer(SessionSummary):
     next: str | None = Field(description="What to call next.")
@@ -72,7 +77,7 @@ class SessionAnswer(SessionSummary):
         cls, row: CrawlSessionPublic, next_step: str | None, *, verbose: bool, **extra: Any
     ) -> Self:
         return cls(
-            **SessionSummary.of(row).model_dump(),
+            **projected(SessionSummary, row).model_dump(),
             next=next_step,
             session=row if verbose else None,
             **extra,
@@ -87,21 +92,26 @@ class SessionEnded(SessionAnswer):
 
     @classmethod
     def of_completed(cls, row: SessionCompleted, *, verbose: bool) -> Self:
-        shown = CrawlSessionPublic.model_validate(row.model_dump(exclude={"unfinished_pages"}))
         return cls.after(
-            shown,
+            projected(CrawlSessionPublic, row),
             "read the report (export_session_report) and triage with get_session_bugs",
             verbose=verbose,
             unfinished_pages=row.unfinished_pages,
         )
 
 
-class SessionListing(Pagination):
-    item_type: ClassVar[type[BaseModel]] = SessionSummary
-    items: list[SessionSummary]
+class Listing(Pagination):
+    """Summaries of rows, as many as fit the byte budget (see :func:`listing`)."""
+
+    item_type: ClassVar[type[BaseModel]]
     truncated: bool = Field(
         default=False, description="True when the byte budget cut the list: go on at next_skip."
     )
+
+
+class SessionListing(Listing):
+    item_type = SessionSummary
+    items: list[SessionSummary]
 
 
 # --- pages ----------------------------------------------------------------------------------
@@ -116,15 +126,6 @@ class PageLease(BaseModel):
     attempts: int = Field(description="How many times the page was handed to a worker.")
     claim_token: uuid.UUID
     lease_expires_at: datetime | None
-    page: PagePublic | None = when_verbose()
-
-    @classmethod
-    def of(cls, row: PageClaim, *, verbose: bool = False) -> Self:
-        return cls(
-            **row.model_dump(include={"id", "url", "depth", "attempts", "claim_token"}),
-            lease_expires_at=row.lease_expires_at,
-            page=_plain_page(row) if verbose else None,
-        )
 
 
 class ClaimedPage(BaseModel):
@@ -163,7 +164,7 @@ class Claimed(BaseModel):
     @classmethod
     def of(cls, claim: ClaimResult) -> Self:
         return cls(
-            items=[ClaimedPage(id=i.id, url=i.url, depth=i.depth) for i in claim.items],
+            items=[projected(ClaimedPage, item) for item in claim.items],
             claim_token=claim.items[0].claim_token if claim.items else None,
             lease_seconds=claim.lease_seconds,
             remaining=claim.remaining,
@@ -181,24 +182,16 @@ class PageAnswer(BaseModel):
 
     @classmethod
     def of(cls, row: PagePublic, *, verbose: bool) -> Self:
-        return cls(id=row.id, status=row.status, page=_plain_page(row) if verbose else None)
+        return cls(
+            **row.model_dump(include=set(cls.model_fields) - {"page"}),
+            page=projected(PagePublic, row) if verbose else None,
+        )
 
 
 class PageAdded(PageAnswer):
     url: str = Field(description="The URL as stored (normalized).")
     depth: int
     created: bool = Field(description="False when the URL was already known in this session.")
-
-    @classmethod
-    def of_created(cls, row: PageCreated, *, verbose: bool) -> Self:
-        return cls(
-            id=row.id,
-            status=row.status,
-            url=row.url,
-            depth=row.depth,
-            created=row.created,
-            page=_plain_page(row) if verbose else None,
-        )
 
 
 class PageSummary(BaseModel):
@@ -210,17 +203,9 @@ class PageSummary(BaseModel):
     attempts: int
 
 
-class PageListing(Pagination):
-    item_type: ClassVar[type[BaseModel]] = PageSummary
+class PageListing(Listing):
+    item_type = PageSummary
     items: list[PageSummary]
-    truncated: bool = Field(
-        default=False, description="True when the byte budget cut the list: go on at next_skip."
-    )
-
-
-def _plain_page(row: PagePublic) -> PagePublic:
-    """The page row alone, without the extra fields of a subclass (created, claim_token)."""
-    return PagePublic.model_validate(row.model_dump(include=set(PagePublic.model_fields)))
 
 
 # --- bugs -----------------------------------------------------------------------------------
@@ -242,9 +227,7 @@ class BugAnswer(BaseModel):
             created=filed.created,
             occurrences=filed.occurrences,
             grouping=filed.grouping,
-            bug=BugPublic.model_validate(filed.model_dump(include=set(BugPublic.model_fields)))
-            if verbose
-            else None,
+            bug=projected(BugPublic, filed) if verbose else None,
         )
 
 
@@ -282,12 +265,9 @@ class BugSummary(BaseModel):
     linear_issue_id: str | None
 
 
-class BugListing(Pagination):
-    item_type: ClassVar[type[BaseModel]] = BugSummary
+class BugListing(Listing):
+    item_type = BugSummary
     items: list[BugSummary]
-    truncated: bool = Field(
-        default=False, description="True when the byte budget cut the list: go on at next_skip."
-    )
 
 
 # --- listings -------------------------------------------------------------------------------
@@ -303,12 +283,10 @@ def listing(
     """``rows`` as summaries of ``shape``'s item type, as many as fit in ``budget`` bytes of
     JSON (at least one, so a listing always moves on); when the budget cuts it, has_more and
     next_skip point at the first item left out."""
-    item_type = shape.item_type
-    wanted = set(item_type.model_fields)
     items: list[Any] = []
     spent = 0
     for row in rows.items:
-        item = item_type.model_validate(row.model_dump(include=wanted))
+        item = projected(shape.item_type, row)
         size = len(pydantic_core.to_json(item)) + 1
         if items and spent + size > budget:
             break

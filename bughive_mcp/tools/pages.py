@@ -14,6 +14,7 @@ from bughive_mcp.answers import (
     PageListing,
     Verbose,
     listing,
+    projected,
 )
 from bughive_mcp.state import AppContext, in_unit_of_work, server_settings
 from bughive_mcp.tools.params import HttpUrl, Limit, PageId, SessionId, Skip
@@ -99,7 +100,7 @@ async def create_page(
     row = await in_unit_of_work(
         ctx, lambda s: PageRepository(s).create_page(session_id, url, depth, parent_page_id)
     )
-    return PageAdded.of_created(row, verbose=verbose)
+    return PageAdded.of(row, verbose=verbose)
 
 
 @tool("Bulk create pages", toolset="frontier", idempotent=True)
@@ -183,7 +184,7 @@ async def extend_claim(
     row = await in_unit_of_work(
         ctx, lambda s: PageRepository(s).extend_claim(page_id, claim_token, lease_seconds)
     )
-    return PageLease.of(row)
+    return projected(PageLease, row)
 
 
 @tool("Mark page crawling", toolset="frontier")
@@ -198,7 +199,7 @@ async def mark_crawling(
     row = await in_unit_of_work(
         ctx, lambda s: PageRepository(s).mark_crawling(page_id, lease_seconds)
     )
-    return PageLease.of(row)
+    return projected(PageLease, row)
 
 
 @tool("Mark page analyzed", toolset="frontier")
